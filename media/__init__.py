@@ -1,0 +1,47 @@
+"""mediagate media core: WebRTC peers, published tracks and encoded-frame forwarding.
+
+Knows nothing about HTTP; the gateway drives it through `MediaCore` and `Peer`.
+"""
+
+from .core import MediaConfig, MediaCore
+from .forward import Tap
+from .peer import Peer, Subscription
+from .stats import CoreStats, PeerStats, SubscriptionStats, TrackStats
+from .types import (
+    EncodedFrame,
+    MediaError,
+    MediaEvent,
+    NegotiationError,
+    PeerClosed,
+    PeerClosedError,
+    TrackEnded,
+    TrackExists,
+    TrackInfo,
+    TrackPublished,
+    TrackStarted,
+    UnknownTrack,
+)
+
+__all__ = [
+    "CoreStats",
+    "EncodedFrame",
+    "MediaConfig",
+    "MediaCore",
+    "MediaError",
+    "MediaEvent",
+    "NegotiationError",
+    "Peer",
+    "PeerClosed",
+    "PeerClosedError",
+    "PeerStats",
+    "Subscription",
+    "SubscriptionStats",
+    "Tap",
+    "TrackEnded",
+    "TrackExists",
+    "TrackInfo",
+    "TrackPublished",
+    "TrackStarted",
+    "TrackStats",
+    "UnknownTrack",
+]

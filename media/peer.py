@@ -1,0 +1,291 @@
+"""One RTCPeerConnection owned by the media core: publishing, subscriptions, renegotiation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription
+from aiortc import sdp as aiortc_sdp
+from aiortc.rtp import (
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    AnyRtcpPacket,
+    RtcpPsfbPacket,
+    RtcpRtpfbPacket,
+)
+
+from . import hook
+from .forward import ForwardTrack, FrameQueue
+from .track import PublishedTrack
+from .types import NegotiationError, PeerClosedError, TrackExists, TrackInfo
+
+if TYPE_CHECKING:
+    from .core import MediaCore
+
+logger = logging.getLogger(__name__)
+
+RECV_DIRECTIONS = ("recvonly", "sendrecv")
+
+
+class Subscription:
+    """One published track sent to one peer on its own sendonly transceiver."""
+
+    def __init__(
+        self, peer: Peer, track: PublishedTrack, transceiver: RTCRtpTransceiver, queue: FrameQueue
+    ) -> None:
+        self.id = uuid.uuid4().hex
+        self.peer = peer
+        self.track = track
+        self.transceiver = transceiver
+        self.queue = queue
+        self.ended = False
+        self.plis_received = 0
+        self.firs_received = 0
+        self.nacks_received = 0
+        self.nacked_packets = 0
+        hook.intercept_keyframe_requests(transceiver.sender, track.request_keyframe)
+        hook.watch_sender_rtcp(transceiver.sender, self._count_rtcp)
+
+    @property
+    def track_id(self) -> str:
+        return self.track.track_id
+
+    @property
+    def mid(self) -> str | None:
+        """The mid of this subscription's transceiver (None until negotiated)."""
+        return self.transceiver.mid
+
+    @property
+    def sender(self) -> RTCRtpSender:
+        return self.transceiver.sender
+
+    def _count_rtcp(self, packet: AnyRtcpPacket) -> None:
+        if isinstance(packet, RtcpPsfbPacket):
+            if packet.fmt == RTCP_PSFB_PLI:
+                self.plis_received += 1
+            elif packet.fmt == RTCP_PSFB_FIR:
+                self.firs_received += 1
+        elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            self.nacks_received += 1
+            self.nacked_packets += len(packet.lost)
+
+    def _start(self) -> None:
+        if not self.ended:
+            self.track.attach(self.queue)
+
+    def _end(self) -> None:
+        """Stop forwarding; the m-line becomes inactive at the next negotiation."""
+        if self.ended:
+            return
+        self.ended = True
+        self.track.detach(self.queue)
+        sender_track = self.transceiver.sender.track
+        if sender_track is not None:
+            sender_track.stop()
+        self.queue.close(drain=False)
+        self.transceiver.direction = "inactive"
+
+
+class Peer:
+    """A peer connection with a small typed interface for the WHIP/WHEP/Calls/Studio flows.
+
+    All negotiation methods are serialized per peer. SDP in and out is a plain string; answers
+    and offers carry all ICE candidates (aiortc waits for gathering).
+    """
+
+    def __init__(self, core: MediaCore, peer_id: str, pc: RTCPeerConnection) -> None:
+        self.core = core
+        self.id = peer_id
+        self.pc = pc
+        self.published: dict[str, PublishedTrack] = {}  # by mid
+        self.subscriptions: dict[str, Subscription] = {}  # by subscription id
+        self.closed = asyncio.Event()
+        self.close_reason: str | None = None
+        self.connected = asyncio.Event()
+        self._closing = False
+        self._lock = asyncio.Lock()
+        pc.on("connectionstatechange", self._on_connection_state)
+
+    @property
+    def connection_state(self) -> str:
+        return self.pc.connectionState
+
+    def _on_connection_state(self) -> None:
+        state = self.pc.connectionState
+        if state == "connected":
+            self.connected.set()
+        elif state in ("failed", "closed") and not self._closing:
+            self.core._schedule_close(self, f"connection {state}")
+
+    def _check_open(self) -> None:
+        if self._closing:
+            raise PeerClosedError(self.id)
+
+    # -- negotiation --------------------------------------------------------------------
+
+    async def accept_offer(
+        self,
+        offer_sdp: str,
+        *,
+        publish_prefix: str | None = None,
+        publish: Mapping[str, str] | None = None,
+        subscribe: Iterable[str] = (),
+    ) -> str:
+        """Apply a remote offer and return the answer SDP.
+
+        Every new m-line the remote sends on is registered as a published track: with the id
+        `publish[mid]` if given, else `<publish_prefix>/<mid>`, else it is not published.
+        `subscribe` adds subscriptions (before answering) to the given published track ids.
+        """
+        async with self._lock:
+            self._check_open()
+            try:
+                description = aiortc_sdp.SessionDescription.parse(offer_sdp)
+            except Exception as exc:
+                raise NegotiationError(f"invalid offer: {exc}") from exc
+            to_publish: dict[str, str] = {}
+            for media in description.media:
+                mid = media.rtp.muxId
+                if media.kind not in ("audio", "video") or mid is None:
+                    continue
+                sending = media.direction in ("sendonly", "sendrecv")
+                if mid in self.published:
+                    if not sending:
+                        await self.core._end_track(self.published[mid], "publisher removed track")
+                    continue
+                track_id = (publish or {}).get(mid)
+                if track_id is None and publish_prefix is not None:
+                    track_id = f"{publish_prefix}/{mid}"
+                if sending and track_id is not None:
+                    if self.core.get_track(track_id) is not None or track_id in to_publish.values():
+                        raise TrackExists(track_id)
+                    to_publish[mid] = track_id
+            added = [self._add_subscription(track_id) for track_id in subscribe]
+            try:
+                await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+                self._install_hooks()
+                answer = await self.pc.createAnswer()
+                await self.pc.setLocalDescription(answer)
+            except Exception as exc:
+                for sub in added:
+                    self._remove_subscription(sub)
+                raise NegotiationError(str(exc)) from exc
+            self._register_published(to_publish)
+            return self.pc.localDescription.sdp
+
+    async def create_offer(self) -> str:
+        """Create and apply a local offer (e.g. after adding/removing subscriptions)."""
+        async with self._lock:
+            self._check_open()
+            try:
+                offer = await self.pc.createOffer()
+                await self.pc.setLocalDescription(offer)
+            except Exception as exc:
+                raise NegotiationError(str(exc)) from exc
+            self._install_hooks()
+            return self.pc.localDescription.sdp
+
+    async def accept_answer(self, answer_sdp: str) -> None:
+        async with self._lock:
+            self._check_open()
+            try:
+                await self.pc.setRemoteDescription(RTCSessionDescription(answer_sdp, "answer"))
+            except Exception as exc:
+                raise NegotiationError(str(exc)) from exc
+            self._install_hooks()
+
+    def _install_hooks(self) -> None:
+        # Runs right after set*Description returns, before aiortc's connect task can call
+        # receive() on any new receiver.
+        for transceiver in self.pc.getTransceivers():
+            receiver = transceiver.receiver
+            if hook.receive_hook(receiver) is None and not getattr(
+                receiver, hook.RECEIVER_STARTED
+            ):
+                hook.install_receive_hook(receiver)
+
+    def _register_published(self, to_publish: Mapping[str, str]) -> None:
+        for transceiver in self.pc.getTransceivers():
+            mid = transceiver.mid
+            if mid not in to_publish or transceiver.currentDirection not in RECV_DIRECTIONS:
+                continue
+            codec = transceiver._codecs[0]
+            info = TrackInfo(
+                track_id=to_publish[mid],
+                peer_id=self.id,
+                kind=transceiver.kind,  # type: ignore[arg-type]
+                mid=mid,
+                codec=codec.mimeType,
+                clock_rate=codec.clockRate,
+            )
+            track = self.core._register_track(info, transceiver.receiver)
+            self.published[mid] = track
+
+    # -- subscriptions ------------------------------------------------------------------
+
+    def add_subscription(self, track_id: str) -> Subscription:
+        """Send published track `track_id` to this peer; negotiate with create_offer()."""
+        self._check_open()
+        return self._add_subscription(track_id)
+
+    def _add_subscription(self, track_id: str) -> Subscription:
+        track = self.core._get_published(track_id)
+        kind = track.info.kind
+        queue = FrameQueue(
+            kind, self.core.config.queue_frames(kind), on_need_keyframe=track.request_keyframe
+        )
+        transceiver = self.pc.addTransceiver(kind, direction="sendonly")
+        codecs = [
+            c
+            for c in RTCRtpSender.getCapabilities(kind).codecs
+            if c.mimeType.lower() in (track.info.codec.lower(), f"{kind}/rtx")
+        ]
+        transceiver.setCodecPreferences(codecs)
+        sub = Subscription(self, track, transceiver, queue)
+        transceiver.sender.replaceTrack(ForwardTrack(kind, queue, on_start=sub._start))
+        self.subscriptions[sub.id] = sub
+        self.core._subscription_added(sub)
+        return sub
+
+    def remove_subscription(self, subscription: Subscription | str) -> None:
+        """Stop sending a track; its m-line goes inactive at the next negotiation."""
+        sub_id = subscription if isinstance(subscription, str) else subscription.id
+        sub = self.subscriptions.get(sub_id)
+        if sub is not None:
+            self._remove_subscription(sub)
+
+    def _remove_subscription(self, sub: Subscription) -> None:
+        self.subscriptions.pop(sub.id, None)
+        sub._end()
+        self.core._subscription_removed(sub)
+
+    def subscription_by_mid(self, mid: str) -> Subscription | None:
+        return next((s for s in self.subscriptions.values() if s.mid == mid), None)
+
+    # -- teardown -----------------------------------------------------------------------
+
+    async def close(self, reason: str = "closed") -> None:
+        """Close the connection, end its published tracks and subscriptions (idempotent)."""
+        if self._closing:
+            await self.closed.wait()
+            return
+        self._closing = True
+        self.close_reason = reason
+        published = list(self.published.values())
+        try:
+            for sub in list(self.subscriptions.values()):
+                self._remove_subscription(sub)
+            for track in published:
+                await self.core._end_track(track, "publisher left")
+            try:
+                await self.pc.close()
+            except Exception:
+                logger.exception("peer %s: close failed", self.id)
+        finally:
+            self.core._peer_closed(self, reason, [t.track_id for t in published])
+            self.closed.set()

@@ -1,0 +1,93 @@
+"""Plain data types shared by the media core and its consumers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Kind = Literal["audio", "video"]
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedFrame:
+    """One complete encoded frame as received from a publisher.
+
+    `timestamp` is on the publisher's RTP clock (rebased to start near 0 by aiortc);
+    `codec` is a MIME type such as ``video/VP8``, ``video/H264`` or ``audio/opus``.
+    """
+
+    data: bytes
+    timestamp: int
+    codec: str
+    keyframe: bool
+    clock_rate: int
+
+    @property
+    def kind(self) -> Kind:
+        return "video" if self.codec.startswith("video/") else "audio"
+
+
+@dataclass(frozen=True, slots=True)
+class TrackInfo:
+    """Metadata of a published track, as registered in the core."""
+
+    track_id: str
+    peer_id: str
+    kind: Kind
+    mid: str
+    codec: str
+    clock_rate: int
+
+
+@dataclass(frozen=True, slots=True)
+class TrackPublished:
+    """A track id was registered (answer created); media may not flow yet."""
+
+    track: TrackInfo
+
+
+@dataclass(frozen=True, slots=True)
+class TrackStarted:
+    """The first frame of a published track arrived."""
+
+    track: TrackInfo
+
+
+@dataclass(frozen=True, slots=True)
+class TrackEnded:
+    """A published track ended; every subscription and tap of it has been closed."""
+
+    track: TrackInfo
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerClosed:
+    """A peer was torn down (closed by the API, ICE/DTLS failure or core shutdown)."""
+
+    peer_id: str
+    reason: str
+    published: list[str] = field(default_factory=list)
+
+
+MediaEvent = TrackPublished | TrackStarted | TrackEnded | PeerClosed
+
+
+class MediaError(Exception):
+    """Base class of errors raised by the media core's public interface."""
+
+
+class UnknownTrack(MediaError, KeyError):
+    """No published track has this id."""
+
+
+class TrackExists(MediaError):
+    """A published track with this id is already registered."""
+
+
+class NegotiationError(MediaError):
+    """The SDP could not be applied (malformed, no common codec, wrong signaling state)."""
+
+
+class PeerClosedError(MediaError):
+    """The peer has been closed."""
