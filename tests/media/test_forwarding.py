@@ -1,0 +1,227 @@
+"""End-to-end forwarding over loopback with real aiortc peers: publisher -> MediaCore -> viewers.
+
+Viewers capture encoded frames through media.hook, so nothing in this process decodes video
+while the session runs; the captured frames are decoded afterwards with plain PyAV to read the
+frame numbers drawn by the publisher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from aiortc import RTCSessionDescription
+from media_clients import Captured, Publisher, Subscriber, decode_numbers, wait_for
+
+from media import MediaConfig, MediaCore, hook
+from media.forward import Tap
+
+
+def assert_contiguous_run(received: list[Captured], reference: list[Captured]) -> None:
+    """`received` is a run of consecutive `reference` frames: same bytes, same RTP spacing."""
+    assert received, "nothing received"
+    digests = [f.digest for f in reference]
+    start = digests.index(received[0].digest)
+    overlap = min(len(received), len(reference) - start)
+    assert overlap >= len(received) - 2  # the reference tap may stop a frame or two earlier
+    for i in range(overlap):
+        assert received[i].digest == digests[start + i], f"frame {i} differs"
+    for i in range(1, overlap):
+        sent = reference[start + i].timestamp - reference[start + i - 1].timestamp
+        got = received[i].timestamp - received[i - 1].timestamp
+        assert got == sent, "RTP timing not preserved"
+
+
+async def collect(tap: Tap, into: list[Captured]) -> None:
+    async for frame in tap:
+        into.append(Captured(frame.data, frame.timestamp, frame.codec, time.monotonic()))
+
+
+@pytest.mark.parametrize("codec", ["video/VP8", "video/H264"])
+async def test_forward_to_three_viewers(core: MediaCore, codec: str) -> None:
+    with hook.count_decodes() as decodes:
+        publisher = Publisher(codec)
+        await publisher.publish(await core.create_peer(), "live/room")
+        infos = {t.kind: t for t in core.list_tracks("live/room/")}
+        assert set(infos) == {"audio", "video"}
+        assert infos["video"].codec == codec
+        assert infos["audio"].codec == "audio/opus"
+        await wait_for(lambda: all(core.track_started(t.track_id) for t in infos.values()))
+
+        # reference: what the core assembled from the publisher, via taps
+        reference: dict[str, list[Captured]] = {"audio": [], "video": []}
+        taps = {kind: core.tap(info.track_id) for kind, info in infos.items()}
+        collectors = [asyncio.create_task(collect(taps[k], reference[k])) for k in taps]
+
+        viewers = [Subscriber() for _ in range(3)]
+        for viewer in viewers:
+            await viewer.play(
+                await core.create_peer(), [infos["audio"].track_id, infos["video"].track_id]
+            )
+        await wait_for(lambda: all(len(v.capture("video").frames) >= 45 for v in viewers), 15)
+
+        for viewer in viewers:
+            await viewer.close()
+        for tap in taps.values():
+            tap.close()
+        await asyncio.gather(*collectors)
+        await publisher.close()
+
+    for viewer in viewers:
+        video = viewer.capture("video").frames
+        audio = viewer.capture("audio").frames
+        assert all(f.mime == codec for f in video)
+        assert_contiguous_run(video, reference["video"])
+        assert len(audio) >= 40
+        assert_contiguous_run(audio, reference["audio"])
+        numbers = decode_numbers(video)
+        assert None not in numbers
+        assert len(numbers) >= 40
+        assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+
+    assert decodes.video == 0 and decodes.video_decoders == 0, decodes.counts
+    await wait_for(lambda: not core.list_tracks() and not core.peers, 5)
+
+
+async def test_midstream_join_gets_keyframe_and_viewer_pli_reaches_publisher() -> None:
+    core = MediaCore(MediaConfig(periodic_pli=None, pli_interval=0.5))
+    await core.start()
+    try:
+        publisher = Publisher("video/VP8", audio=False)
+        await publisher.publish(await core.create_peer(), "live/kf")
+        (info,) = core.list_tracks("live/kf/")
+        await wait_for(lambda: core.track_started(info.track_id))
+        # aiortc's VP8 encoder uses kf_max_dist=3000: without a PLI no keyframe would follow
+        await asyncio.sleep(1.5)
+        plis_before = publisher.plis_received
+
+        viewer = Subscriber(kinds=["video"])
+        started = await viewer.play(await core.create_peer(), [info.track_id])
+        capture = viewer.capture("video")
+        await wait_for(lambda: len(capture.frames) >= 1, 5)
+        first_frame_delay = capture.frames[0].at - started
+        assert capture.frames[0].data[0] & 1 == 0, "first forwarded frame is not a keyframe"
+        assert first_frame_delay < 1.0, first_frame_delay
+        assert publisher.plis_received > plis_before
+        numbers = decode_numbers(capture.frames[:1])
+        assert numbers and numbers[0] is not None and numbers[0] > 20
+
+        # the viewer reports picture loss: the core forwards it to the publisher
+        await asyncio.sleep(0.6)  # leave the 500 ms throttle window of the join PLI
+        (sub,) = core.subscriptions_of(info.track_id)
+        client_receiver = viewer.pc.getTransceivers()[0].receiver
+        ssrc = hook.media_ssrc(client_receiver)
+        assert ssrc is not None
+        plis_before = publisher.plis_received
+        keyframes_before = sum(1 for f in capture.frames if f.data[0] & 1 == 0)
+        await client_receiver._send_rtcp_pli(ssrc)
+        await wait_for(lambda: publisher.plis_received > plis_before, 3)
+        await wait_for(
+            lambda: sum(1 for f in capture.frames if f.data[0] & 1 == 0) > keyframes_before, 3
+        )
+        assert sub.plis_received >= 1
+
+        # throttling: a burst of viewer PLIs yields at most 2 upstream (one now, one deferred)
+        await asyncio.sleep(0.6)
+        plis_before = publisher.plis_received
+        for _ in range(10):
+            await client_receiver._send_rtcp_pli(ssrc)
+        await asyncio.sleep(1.2)
+        assert 1 <= publisher.plis_received - plis_before <= 2
+
+        stats = await core.sample_stats()
+        assert stats.subscriptions[sub.id].plis_received >= 11
+        assert stats.tracks[info.track_id].plis_sent >= 3
+
+        await viewer.close()
+        await publisher.close()
+    finally:
+        await core.stop()
+
+
+async def test_calls_style_renegotiation(core: MediaCore) -> None:
+    """Server offers subscriptions on a long-lived peer; the client later publishes too."""
+    publisher = Publisher("video/VP8")
+    await publisher.publish(await core.create_peer(), "calls/s1")
+    ids = sorted(t.track_id for t in core.list_tracks("calls/s1/"))
+    await wait_for(lambda: all(core.track_started(i) for i in ids))
+
+    client = Subscriber(kinds=[])
+    peer = await core.create_peer()
+    subs = [peer.add_subscription(track_id) for track_id in ids]
+    offer = await peer.create_offer()
+    assert all(sub.mid is not None for sub in subs)
+    await client.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+    client.hook_receivers()
+    await client.pc.setLocalDescription(await client.pc.createAnswer())
+    await peer.accept_answer(client.pc.localDescription.sdp)
+    by_mid = {sub.mid: sub for sub in subs}
+    for mid, capture in client.captures.items():
+        assert capture.kind == by_mid[mid].track.kind
+    await wait_for(lambda: len(client.capture("video").frames) >= 10, 10)
+
+    # the client now publishes a track on the same peer, named by mid
+    from media_clients import NumberedVideoTrack
+
+    client.pc.addTransceiver(NumberedVideoTrack(), direction="sendonly")
+    await client.pc.setLocalDescription(await client.pc.createOffer())
+    client.hook_receivers()
+    new_mid = client.pc.getTransceivers()[-1].mid
+    answer = await peer.accept_offer(
+        client.pc.localDescription.sdp, publish={new_mid: "calls/s2/cam"}
+    )
+    await client.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    assert core.get_track("calls/s2/cam") is not None
+    async with core.tap("calls/s2/cam") as tap:
+        frame = await asyncio.wait_for(tap.get(), 10)
+        assert frame is not None and frame.keyframe and frame.codec == "video/VP8"
+
+    # drop the video subscription and renegotiate: the m-line goes inactive
+    video_sub = next(s for s in subs if s.track.kind == "video")
+    peer.remove_subscription(video_sub)
+    assert core.subscriptions_of(video_sub.track_id) == []
+    offer = await peer.create_offer()
+    assert "a=inactive" in offer
+    await client.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+    await client.pc.setLocalDescription(await client.pc.createAnswer())
+    await peer.accept_answer(client.pc.localDescription.sdp)
+
+    await client.close()
+    await publisher.close()
+    await wait_for(lambda: not core.peers and not core.list_tracks(), 10)
+
+
+async def test_publisher_leaving_ends_tracks_and_fires_events(core: MediaCore) -> None:
+    events: list[object] = []
+    core.add_listener(events.append)
+    publisher = Publisher("video/VP8")
+    publisher_peer = await core.create_peer()
+    await publisher.publish(publisher_peer, "live/bye")
+    ids = {t.track_id for t in core.list_tracks("live/bye/")}
+    await wait_for(lambda: all(core.track_started(i) for i in ids))
+    viewer = Subscriber()
+    viewer_peer = await core.create_peer()
+    await viewer.play(viewer_peer, sorted(ids))
+    tap = core.tap(next(iter(ids)))
+    await wait_for(lambda: len(viewer.capture("video").frames) > 5)
+
+    await publisher_peer.close("test")
+    assert core.list_tracks("live/bye/") == []
+    assert viewer_peer.subscriptions == {}
+    assert await asyncio.wait_for(_drain(tap), 5) >= 0
+    ended = {e.track.track_id for e in events if type(e).__name__ == "TrackEnded"}
+    assert ended == ids
+    started = {e.track.track_id for e in events if type(e).__name__ == "TrackStarted"}
+    assert started == ids
+    assert any(type(e).__name__ == "PeerClosed" for e in events)
+    await viewer.close()
+    await publisher.close()
+    await wait_for(lambda: not core.peers, 10)
+
+
+async def _drain(tap: Tap) -> int:
+    n = 0
+    async for _ in tap:
+        n += 1
+    return n
