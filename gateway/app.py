@@ -1,0 +1,120 @@
+"""The app factory: one Quart app, one blueprint per API at that API's native paths."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from quart import Blueprint, Quart, Response, g, jsonify, request
+
+from gateway import brokerage, calls, host, live, studio
+from gateway.apis import ApiMount
+from gateway.bodylimit import install_body_limit
+from gateway.clientip import request_client_ip
+from gateway.db import Database
+from gateway.errors import ApiError, ErrorRouting, install_error_handlers, plain_json_error
+from gateway.instance import register_instance
+from gateway.keys import load_or_create_secret
+from gateway.logs import Redactor
+from gateway.requestid import current_request_id, install_request_ids
+from gateway.settings import Settings
+from gateway.specs import SPEC_FILES, SpecStore
+from gateway.state import EXTENSION, GatewayState
+
+MOUNTS: tuple[ApiMount, ...] = (
+    brokerage.MOUNT,
+    host.MOUNT,
+    live.MOUNT,
+    calls.MOUNT,
+    studio.MOUNT,
+)
+SPEC_PATH_PREFIX = "/openapi/"
+
+access_log = logging.getLogger("mediagate.access")
+
+
+def create_app(settings: Settings) -> Quart:
+    app = Quart("mediagate")
+    secret = load_or_create_secret(
+        settings.data_dir,
+        settings.secret_key.get_secret_value() if settings.secret_key else None,
+    )
+    redactor = Redactor(settings.secret_values())
+    redactor.add(secret.value.decode())
+    state = GatewayState(
+        settings=settings,
+        db=Database(settings.database_url),
+        secret=secret,
+        redactor=redactor,
+        specs=SpecStore(),
+    )
+    app.extensions[EXTENSION] = state
+
+    install_request_ids(app)
+    install_body_limit(app, settings.max_body_bytes)
+    _install_access_log(app)
+
+    routing = ErrorRouting(default=plain_json_error)
+    for mount in MOUNTS:
+        for url_prefix in mount.url_prefixes:
+            app.register_blueprint(
+                mount.create_blueprint(settings),
+                url_prefix=url_prefix or None,
+                name=f"{mount.name}{url_prefix.replace('/', '_')}",
+            )
+        routing.add(mount.render_error, prefixes=mount.prefixes, exact=mount.exact_paths)
+    install_error_handlers(app, routing)
+    app.register_blueprint(_specs_blueprint())
+
+    @app.before_serving
+    async def _start() -> None:
+        state.instance_id = await register_instance(state.db, state.secret)
+
+    @app.after_serving
+    async def _stop() -> None:
+        for hook in reversed(state.stop_hooks):
+            await hook()
+        await state.db.close()
+
+    return app
+
+
+def on_stop(app: Quart, hook: Callable[[], Awaitable[None]]) -> None:
+    """Register a coroutine to run when the app stops serving (newest first)."""
+    app.extensions[EXTENSION].stop_hooks.append(hook)
+
+
+def _install_access_log(app: Quart) -> None:
+    @app.before_request
+    async def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    async def _log(response: Response) -> Response:
+        elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        access_log.info(
+            "%s %s %s %.1fms",
+            request.method,
+            request.full_path.rstrip("?"),
+            response.status_code,
+            elapsed_ms,
+            extra={"request_id": current_request_id(), "client": request_client_ip()},
+        )
+        return response
+
+
+def _specs_blueprint() -> Blueprint:
+    """`GET /openapi/<api>.json` for each API, and the Punch message schema."""
+    blueprint = Blueprint("specs", __name__)
+
+    @blueprint.get(f"{SPEC_PATH_PREFIX}<name>.json")
+    async def spec(name: str) -> Response:
+        from gateway.state import gateway_state
+
+        name = name.removesuffix(".schema")
+        if name not in SPEC_FILES:
+            raise ApiError(404, "no such document")
+        return jsonify(gateway_state().specs.get(name))
+
+    return blueprint

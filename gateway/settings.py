@@ -1,0 +1,261 @@
+"""One typed settings object, read from the environment.
+
+Names are the operator contract: mediagate's own `MEDIAGATE_*` variables plus the
+upstreams' names, honoured as they are so an operator can bring an old config.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class SettingsError(ValueError):
+    """A bad environment value; the message names the variable."""
+
+
+def _parse_bool(value: Any) -> Any:
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ValueError("expected one of 1/0, true/false, yes/no, on/off")
+    return value
+
+
+def _parse_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _parse_room_tokens(value: Any) -> Any:
+    """`room1:tok1;room2:tok2` as upstream writes it."""
+    if not isinstance(value, str):
+        return value
+    tokens: dict[str, str] = {}
+    for entry in value.split(";"):
+        entry = entry.strip()
+        if not entry:
+            continue
+        room, sep, token = entry.partition(":")
+        if not sep or not room.strip() or not token.strip():
+            raise ValueError("expected 'room:token' entries separated by ';'")
+        tokens[room.strip()] = token.strip()
+    return tokens
+
+
+def _parse_bind(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("expected HOST:PORT, e.g. 0.0.0.0:8080")
+    host = host.strip("[]")
+    if not re.fullmatch(r"[A-Za-z0-9.\-:]+", host):
+        raise ValueError("expected HOST:PORT, e.g. 0.0.0.0:8080")
+    return value
+
+
+def _parse_port_range(value: Any) -> Any:
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        low, sep, high = value.partition("-")
+        if not sep or not low.strip().isdigit() or not high.strip().isdigit():
+            raise ValueError("expected LOW-HIGH, e.g. 40000-40100")
+        return (int(low), int(high))
+    return value
+
+
+def _check_port_range(value: tuple[int, int] | None) -> tuple[int, int] | None:
+    if value is not None and not (1024 <= value[0] <= value[1] <= 65535):
+        raise ValueError("expected 1024 <= LOW <= HIGH <= 65535")
+    return value
+
+
+def _check_networks(value: list[str]) -> list[str]:
+    for item in value:
+        ipaddress.ip_network(item, strict=False)
+    return value
+
+
+def _check_ips(value: list[str]) -> list[str]:
+    for item in value:
+        ipaddress.ip_address(item)
+    return value
+
+
+Bool = Annotated[bool, BeforeValidator(_parse_bool)]
+StrList = Annotated[list[str], BeforeValidator(_parse_list)]
+OptionalSecret = SecretStr | None
+
+
+class Settings(BaseModel):
+    """Every knob of the gateway. Construct with `Settings.from_env(os.environ)`."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    # mediagate's own
+    data_dir: Path = Field(Path("data"), alias="MEDIAGATE_DATA_DIR")
+    database_url_override: str | None = Field(None, alias="MEDIAGATE_DATABASE_URL")
+    public_url: str | None = Field(None, alias="MEDIAGATE_PUBLIC_URL")
+    secret_key: OptionalSecret = Field(None, alias="MEDIAGATE_SECRET_KEY", min_length=16)
+    bind: Annotated[str, AfterValidator(_parse_bind)] = Field(
+        "0.0.0.0:8080", alias="MEDIAGATE_BIND"
+    )
+    log_format: Literal["text", "json"] = Field("text", alias="MEDIAGATE_LOG_FORMAT")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", alias="MEDIAGATE_LOG_LEVEL"
+    )
+    max_body_bytes: int = Field(1024 * 1024, alias="MEDIAGATE_MAX_BODY_BYTES", ge=1024)
+    shutdown_grace_seconds: float = Field(10.0, alias="MEDIAGATE_SHUTDOWN_GRACE", ge=0)
+    trusted_proxies: Annotated[StrList, AfterValidator(_check_networks)] = Field(
+        default_factory=list, alias="MEDIAGATE_TRUSTED_PROXIES"
+    )
+    # media networking
+    ice_port_range: Annotated[
+        tuple[int, int] | None,
+        BeforeValidator(_parse_port_range),
+        AfterValidator(_check_port_range),
+    ] = Field(None, alias="MEDIAGATE_ICE_PORT_RANGE")
+    public_ips: Annotated[StrList, AfterValidator(_check_ips)] = Field(
+        default_factory=list, alias="MEDIAGATE_PUBLIC_IPS"
+    )
+    ice_allowed_ips: Annotated[StrList, AfterValidator(_check_networks)] = Field(
+        default_factory=list, alias="MEDIAGATE_ICE_ALLOWED_IPS"
+    )
+    stun_urls: StrList = Field(default_factory=list, alias="STUN_URLS")
+    turn_urls: StrList = Field(default_factory=list, alias="TURN_URLS")
+    turn_username: str | None = Field(None, alias="TURN_USERNAME")
+    turn_password: OptionalSecret = Field(None, alias="TURN_PASSWORD")
+
+    # single-tenant bootstrap
+    calls_app_id: str | None = Field(None, alias="CALLS_APP_ID", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    calls_app_secret: OptionalSecret = Field(None, alias="CALLS_APP_SECRET", min_length=8)
+    bootstrap_api_key: OptionalSecret = Field(None, alias="MEDIAGATE_BOOTSTRAP_API_KEY")
+    punktfunk_mgmt_token: OptionalSecret = Field(
+        None, alias="PUNKTFUNK_MGMT_TOKEN", min_length=8
+    )
+
+    # live rooms (upstream names)
+    auth_token: OptionalSecret = Field(None, alias="AUTH_TOKEN")
+    room_tokens: Annotated[dict[str, SecretStr], BeforeValidator(_parse_room_tokens)] = Field(
+        default_factory=dict, alias="ROOM_TOKENS"
+    )
+    jwt_secret: OptionalSecret = Field(None, alias="JWT_SECRET")
+    jwt_audience: str | None = Field(None, alias="JWT_AUDIENCE")
+    admin_token: OptionalSecret = Field(None, alias="ADMIN_TOKEN")
+    max_subs_per_room: int = Field(0, alias="MAX_SUBS_PER_ROOM", ge=0)
+    rate_limit_rps: float = Field(0.0, alias="RATE_LIMIT_RPS", ge=0)
+    rate_limit_burst: int = Field(0, alias="RATE_LIMIT_BURST", ge=0)
+    allowed_origin: str = Field("*", alias="ALLOWED_ORIGIN")
+    record_enabled: Bool = Field(False, alias="RECORD_ENABLED")
+    record_dir: Path | None = Field(None, alias="RECORD_DIR")
+
+    # brokerage (upstream names)
+    punch_secret: OptionalSecret = Field(None, alias="PUNCH_SECRET", min_length=32)
+    punch_default_ttl: int = Field(1800, alias="PUNCH_DEFAULT_TTL", ge=60, le=86400)
+    punch_max_streams: int = Field(16, alias="PUNCH_MAX_STREAMS", ge=1, le=16)
+    punch_rate_limit: int = Field(10, alias="PUNCH_RATE_LIMIT", ge=0)
+    turnstile_secret: OptionalSecret = Field(None, alias="TURNSTILE_SECRET")
+    turnstile_verify_url: str = Field(
+        "https://challenges.cloudflare.com/turnstile/v0/siteverify",
+        alias="TURNSTILE_VERIFY_URL",
+    )
+
+    # studio (upstream names)
+    public_api_write_enabled: Bool = Field(True, alias="PUBLIC_API_WRITE_ENABLED")
+
+    @model_validator(mode="after")
+    def _check_pairs(self) -> Settings:
+        if (self.calls_app_id is None) != (self.calls_app_secret is None):
+            missing = "CALLS_APP_SECRET" if self.calls_app_secret is None else "CALLS_APP_ID"
+            raise SettingsError(f"{missing}: must be set together with its pair")
+        key = self.bootstrap_api_key
+        if key is not None and not re.fullmatch(
+            r"sk_live_[A-Za-z0-9_-]{16,}", key.get_secret_value()
+        ):
+            raise SettingsError(
+                "MEDIAGATE_BOOTSTRAP_API_KEY: expected sk_live_ followed by at least 16 "
+                "characters of [A-Za-z0-9_-]"
+            )
+        if self.rate_limit_rps > 0 and self.rate_limit_burst == 0:
+            object.__setattr__(self, "rate_limit_burst", max(1, int(self.rate_limit_rps)))
+        return self
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
+        """Build from an environment mapping; raise SettingsError naming the bad variable."""
+        known = {field.alias for field in cls.model_fields.values() if field.alias}
+        values: dict[str, Any] = {k: v for k, v in environ.items() if k in known}
+        values.update(overrides)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise SettingsError(_describe(exc)) from None
+
+    @property
+    def database_url(self) -> str:
+        if self.database_url_override:
+            return self.database_url_override
+        return f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'mediagate.db'}"
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.record_dir if self.record_dir is not None else self.data_dir / "records"
+
+    @property
+    def bind_host_port(self) -> tuple[str, int]:
+        host, _, port = self.bind.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for log redaction."""
+        found: list[str] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                found.append(value.get_secret_value())
+            elif isinstance(value, dict):
+                found.extend(
+                    v.get_secret_value() for v in value.values() if isinstance(v, SecretStr)
+                )
+        return [v for v in found if v]
+
+
+def _describe(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    fields = Settings.model_fields
+    loc = error["loc"][0] if error["loc"] else ""
+    name = fields[loc].alias if loc in fields else str(loc)
+    message = error["msg"].removeprefix("Value error, ")
+    if not name and message.split(":", 1)[0].isupper():
+        return message
+    raw = error.get("input")
+    shown = "" if name in _SECRET_ALIASES or not isinstance(raw, str) else f" (got {raw!r})"
+    return f"{name}: {message}{shown}"
+
+
+_SECRET_ALIASES = {
+    field.alias
+    for field in Settings.model_fields.values()
+    if field.alias and "Secret" in str(field.annotation)
+}

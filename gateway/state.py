@@ -1,0 +1,35 @@
+"""What the app holds for its lifetime, under `app.extensions["mediagate"]`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from quart import current_app
+
+from gateway.db import Database
+from gateway.keys import InstanceSecret
+from gateway.logs import Redactor
+from gateway.settings import Settings
+from gateway.specs import SpecStore
+
+EXTENSION = "mediagate"
+
+
+@dataclass
+class GatewayState:
+    settings: Settings
+    db: Database
+    secret: InstanceSecret
+    redactor: Redactor
+    specs: SpecStore
+    instance_id: str | None = None
+    draining: bool = False
+    services: dict[str, Any] = field(default_factory=dict)
+    """Per-API service objects, keyed by API name."""
+    stop_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+def gateway_state() -> GatewayState:
+    return current_app.extensions[EXTENSION]
