@@ -17,6 +17,7 @@ from gateway.errors import ApiError, ErrorRouting, install_error_handlers, plain
 from gateway.instance import register_instance
 from gateway.keys import load_or_create_secret
 from gateway.logs import Redactor
+from gateway.media_setup import create_media_core
 from gateway.requestid import current_request_id, install_request_ids
 from gateway.settings import Settings
 from gateway.specs import SPEC_FILES, SpecStore
@@ -48,6 +49,7 @@ def create_app(settings: Settings) -> Quart:
         secret=secret,
         redactor=redactor,
         specs=SpecStore(),
+        media=create_media_core(settings),
     )
     app.extensions[EXTENSION] = state
 
@@ -70,11 +72,19 @@ def create_app(settings: Settings) -> Quart:
     @app.before_serving
     async def _start() -> None:
         state.instance_id = await register_instance(state.db, state.secret)
+        await state.media.start()
+        for mount in MOUNTS:
+            if mount.start is not None:
+                await mount.start(state)
 
     @app.after_serving
     async def _stop() -> None:
         for hook in reversed(state.stop_hooks):
             await hook()
+        for mount in reversed(MOUNTS):
+            if mount.stop is not None:
+                await mount.stop(state)
+        await state.media.stop()
         await state.db.close()
 
     return app

@@ -24,6 +24,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--bind", help="HOST:PORT (default $MEDIAGATE_BIND or 0.0.0.0:8080)")
     commands.add_parser("migrate", help="upgrade the database schema to the newest version")
     commands.add_parser("version", help="print the version")
+    from gateway.app import MOUNTS
+
+    for mount in MOUNTS:
+        if mount.add_commands is not None:
+            mount.add_commands(commands)
     return parser
 
 
@@ -60,6 +65,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if args.command == "migrate":
         log.info("database is at the newest schema")
+        return 0
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        from gateway.admin import run_admin
+        from gateway.errors import ApiError
+
+        try:
+            result = asyncio.run(run_admin(settings, handler, args))
+        except (ApiError, ValueError) as exc:
+            print(f"mediagate: {exc}", file=sys.stderr)
+            return 1
+        print(json.dumps(result, indent=2, default=str))
         return 0
     from gateway.serve import serve
 

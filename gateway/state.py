@@ -13,6 +13,7 @@ from gateway.keys import InstanceSecret
 from gateway.logs import Redactor
 from gateway.settings import Settings
 from gateway.specs import SpecStore
+from media import MediaCore
 
 EXTENSION = "mediagate"
 
@@ -24,6 +25,7 @@ class GatewayState:
     secret: InstanceSecret
     redactor: Redactor
     specs: SpecStore
+    media: MediaCore
     instance_id: str | None = None
     draining: bool = False
     services: dict[str, Any] = field(default_factory=dict)

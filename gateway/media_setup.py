@@ -1,0 +1,54 @@
+"""The app's one MediaCore, configured from the settings."""
+
+from __future__ import annotations
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
+
+from gateway.settings import Settings
+from media import MediaConfig, MediaCore
+from media.dtls import configure_peer_connection
+from media.network import NetworkConfig, apply_network_config
+
+
+def ice_servers(settings: Settings) -> list[RTCIceServer]:
+    servers: list[RTCIceServer] = []
+    if settings.stun_urls:
+        servers.append(RTCIceServer(urls=list(settings.stun_urls)))
+    if settings.turn_urls:
+        servers.append(
+            RTCIceServer(
+                urls=list(settings.turn_urls),
+                username=settings.turn_username,
+                credential=settings.turn_password.get_secret_value()
+                if settings.turn_password else None,
+            )
+        )
+    return servers
+
+
+def network_config(settings: Settings) -> NetworkConfig:
+    low, high = settings.ice_port_range or (None, None)
+    return NetworkConfig(
+        port_min=low,
+        port_max=high,
+        public_ips=list(settings.public_ips),
+        allowed_ips=list(settings.ice_allowed_ips) or None,
+    )
+
+
+def create_media_core(settings: Settings) -> MediaCore:
+    network = network_config(settings)
+
+    def peer_factory(configuration: RTCConfiguration) -> RTCPeerConnection:
+        pc = RTCPeerConnection(configuration)
+        apply_network_config(pc, network)
+        configure_peer_connection(pc)
+        return pc
+
+    return MediaCore(MediaConfig(
+        ice_servers=ice_servers(settings),
+        port_range=settings.ice_port_range,
+        public_ips=list(settings.public_ips),
+        interface_allowlist=list(settings.ice_allowed_ips) or None,
+        peer_factory=peer_factory,
+    ))
