@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import inspect
 import logging
 import ssl
@@ -419,6 +420,7 @@ def check_aiortc_internals() -> None:
         raise RuntimeError("RTCPeerConnection no longer passes __certificates to transports")
 
 
+@functools.cache
 def compat_available() -> bool:
     """True when the system OpenSSL can load and accepts the P-224 group."""
     try:
@@ -434,8 +436,10 @@ def compat_available() -> bool:
 
 
 def install() -> None:
-    """Idempotent, behaviour-neutral for ordinary contexts (see ``_SSLDispatch``)."""
+    """Idempotent, behaviour-neutral for ordinary contexts (see ``_SSLDispatch``).
+    Raises RuntimeError if the aiortc internals it relies on have changed."""
     if not isinstance(rtcdtlstransport.SSL, _SSLDispatch):
+        check_aiortc_internals()
         rtcdtlstransport.SSL = _SSLDispatch()
 
 
