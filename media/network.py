@@ -35,6 +35,8 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcicetransport import parse_stun_turn_uri
 
+from .dtls import Mode, configure_peer_connection
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -322,8 +324,26 @@ def make_configuration(ice_servers: list[RTCIceServer] | None = None) -> RTCConf
 
 
 def create_peer_connection(
-    config: NetworkConfig, ice_servers: list[RTCIceServer] | None = None
+    config: NetworkConfig | None = None,
+    ice_servers: list[RTCIceServer] | None = None,
+    *,
+    dtls_mode: Mode = "auto",
 ) -> RTCPeerConnection:
-    pc = RTCPeerConnection(make_configuration(ice_servers))
-    apply_network_config(pc, config)
-    return pc
+    """A new peer with the network policy and the FFmpeg DTLS interop applied."""
+    return peer_factory(config, dtls_mode=dtls_mode)(make_configuration(ice_servers))
+
+
+def peer_factory(
+    config: NetworkConfig | None = None, *, dtls_mode: Mode = "auto"
+) -> Callable[[RTCConfiguration], RTCPeerConnection]:
+    """For ``MediaConfig.peer_factory``: every peer gets ``config`` (if any) and
+    ``media.dtls.configure_peer_connection(pc, dtls_mode)``."""
+
+    def create(rtc_config: RTCConfiguration) -> RTCPeerConnection:
+        pc = RTCPeerConnection(rtc_config)
+        if config is not None:
+            apply_network_config(pc, config)
+        configure_peer_connection(pc, dtls_mode)
+        return pc
+
+    return create

@@ -188,3 +188,21 @@ def test_ice_servers_from_env() -> None:
         ice_servers_from_env({"TURN_URLS": "turn:x.example.org"})
     with pytest.raises(ValueError):
         ice_servers_from_env({"STUN_URLS": "http://x.example.org"})
+
+
+async def test_peer_factory_for_media_core() -> None:
+    from aiortc import RTCConfiguration
+
+    from media.dtls import CompatCertificate
+    from media.network import peer_factory
+
+    low, high = free_port_range(3)
+    create = peer_factory(NetworkConfig(port_min=low, port_max=high, **LOOPBACK))
+    pc = create(RTCConfiguration(iceServers=[]))
+    try:
+        assert isinstance(pc._RTCPeerConnection__certificates[0], CompatCertificate)  # type: ignore[attr-defined]
+        pc.createDataChannel("x")
+        await pc.setLocalDescription(await pc.createOffer())
+        assert candidate_ports(pc) <= set(range(low, high + 1))
+    finally:
+        await pc.close()
