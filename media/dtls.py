@@ -32,6 +32,12 @@ Applying it: call ``configure_peer_connection(pc)`` right after constructing eac
 whose remote SDP comes from FFmpeg's muxer (``o=FFmpeg`` / ``s=FFmpegPublishSession``)
 use the compat backend; ``mode="always"`` uses it for every peer.
 
+Limitation: with ``-whip_flags dtls_active`` the muxer offers ``a=setup:active`` and
+aiortc becomes the DTLS *server*; an OpenSSL server additionally requires the client
+certificate's curve to be in the *client's* ``supported_groups``, and GnuTLS does not
+list P-224 there, so that (non-default) mode still fails with "wrong curve" even on
+OpenSSL 3.0. The default ``setup:passive`` offer works.
+
 Pinned to aiortc >=1.16,<1.17: it touches ``RTCPeerConnection.__certificates``,
 ``RTCCertificate._create_ssl_context`` and the module global ``SSL`` of
 ``aiortc.rtcdtlstransport`` (see ``check_aiortc_internals``).
