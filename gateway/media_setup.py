@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
+from aiortc import RTCIceServer
 
 from gateway.settings import Settings
 from media import MediaConfig, MediaCore
-from media.dtls import configure_peer_connection
-from media.network import NetworkConfig, apply_network_config
+from media.network import NetworkConfig, peer_factory
 
 
 def ice_servers(settings: Settings) -> list[RTCIceServer]:
@@ -37,18 +36,10 @@ def network_config(settings: Settings) -> NetworkConfig:
 
 
 def create_media_core(settings: Settings) -> MediaCore:
-    network = network_config(settings)
-
-    def peer_factory(configuration: RTCConfiguration) -> RTCPeerConnection:
-        pc = RTCPeerConnection(configuration)
-        apply_network_config(pc, network)
-        configure_peer_connection(pc)
-        return pc
-
     return MediaCore(MediaConfig(
         ice_servers=ice_servers(settings),
         port_range=settings.ice_port_range,
         public_ips=list(settings.public_ips),
         interface_allowlist=list(settings.ice_allowed_ips) or None,
-        peer_factory=peer_factory,
+        peer_factory=peer_factory(network_config(settings)),
     ))
