@@ -107,6 +107,21 @@ def opus_samples(packet: bytes) -> int:
     return frame * count
 
 
+def has_sps_pps(annexb: bytes) -> bool:
+    """Whether an Annex-B H.264 access unit carries both an SPS (7) and a PPS (8)."""
+    types = {annexb[i + 3] & 0x1F for i in _start_codes(annexb) if i + 3 < len(annexb)}
+    return {7, 8} <= types
+
+
+def _start_codes(data: bytes) -> list[int]:
+    """Offsets of the 3-byte start codes 00 00 01 (the 4-byte form ends with one)."""
+    found, i = [], data.find(b"\x00\x00\x01")
+    while i != -1:
+        found.append(i)
+        i = data.find(b"\x00\x00\x01", i + 3)
+    return found
+
+
 class _Timeline:
     """RTP timestamps -> monotonic pts from 0, across 32-bit wraparound."""
 
@@ -169,8 +184,11 @@ class Recorder:
         """Queue ``frame``; never blocks. Returns False if it was not queued."""
         if self._closed or self._writer.error is not None:
             return False
-        if self._format.video and (not self._started or self._resync) and not frame.keyframe:
-            return False
+        if self._format.video and (not self._started or self._resync):
+            if not frame.keyframe:
+                return False
+            if not self._started and self._format.codec == "h264" and not has_sps_pps(frame.data):
+                return False  # the MP4 header needs SPS/PPS: wait for a keyframe that has them
         try:
             self._queue.put_nowait((bytes(frame.data), frame.timestamp, frame.keyframe))
         except queue.Full:

@@ -130,3 +130,18 @@ async def test_event_loop_usage_with_aclose(tmp_path: Path) -> None:
     path = await recorder.aclose()
     assert not recorder.write(frames[0])  # closed
     assert decode_file(str(path))[0] == len(frames)
+
+
+def test_h264_waits_for_parameter_sets(tmp_path: Path) -> None:
+    from media.recorder import has_sps_pps
+
+    frames = make_frames("video/H264", 31)
+    key = frames[0]
+    assert key.keyframe and has_sps_pps(key.data)
+    idr_only = b"\x00\x00\x00\x01\x65" + b"\x88" * 20
+    assert not has_sps_pps(idr_only)
+    recorder = Recorder(tmp_path, "r", "h", "video/H264", 90000)
+    assert not recorder.write(type(key)(idr_only, key.timestamp, key.codec, True, 90000))
+    assert all(recorder.write(f) for f in frames)
+    path = recorder.close()
+    assert_close(decode_file(str(path))[0], len(frames), 0.05)
