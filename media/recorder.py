@@ -24,6 +24,7 @@ import re
 import threading
 import time
 import weakref
+from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -218,6 +219,17 @@ class Recorder:
 
     async def aclose(self) -> Path:
         return await asyncio.to_thread(self.close)
+
+
+async def record(frames: AsyncIterable[EncodedFrame], recorder: Recorder) -> Path:
+    """Feed ``frames`` (e.g. a ``media.forward.Tap``) into ``recorder`` until they end or
+    the task is cancelled, then finalise the file."""
+    try:
+        async for frame in frames:
+            recorder.write(frame)
+    finally:
+        await recorder.aclose()
+    return recorder.path
 
 
 def _request_stop(q: queue.Queue[object]) -> None:

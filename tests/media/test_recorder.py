@@ -145,3 +145,19 @@ def test_h264_waits_for_parameter_sets(tmp_path: Path) -> None:
     assert all(recorder.write(f) for f in frames)
     path = recorder.close()
     assert_close(decode_file(str(path))[0], len(frames), 0.05)
+
+
+async def test_record_consumes_an_async_frame_source(tmp_path: Path) -> None:
+    import asyncio
+
+    from media.recorder import record
+
+    frames = make_frames("video/VP8", 45)
+
+    async def source():  # type: ignore[no-untyped-def]
+        for frame in frames:
+            yield frame
+            await asyncio.sleep(0)
+
+    path = await record(source(), Recorder(tmp_path, "r", "tap", "video/VP8", 90000))
+    assert_close(decode_file(str(path))[0], len(frames), 0.05)
