@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,7 @@ MOUNTS: tuple[ApiMount, ...] = (
     studio.MOUNT,
 )
 SPEC_PATH_PREFIX = "/openapi/"
+READINESS_PATH = "/readyz"
 
 access_log = logging.getLogger("mediagate.access")
 
@@ -68,6 +70,7 @@ def create_app(settings: Settings) -> Quart:
         routing.add(mount.render_error, prefixes=mount.prefixes, exact=mount.exact_paths)
     install_error_handlers(app, routing)
     app.register_blueprint(_specs_blueprint())
+    app.register_blueprint(_readiness_blueprint())
 
     @app.before_serving
     async def _start() -> None:
@@ -112,6 +115,32 @@ def _install_access_log(app: Quart) -> None:
             extra={"request_id": current_request_id(), "client": request_client_ip()},
         )
         return response
+
+
+def _readiness_blueprint() -> Blueprint:
+    """`GET /readyz`: 200 while this replica takes new work; 503 when draining or the
+    database is unreachable. (Liveness is each API's own health endpoint.)"""
+    blueprint = Blueprint("readiness", __name__)
+
+    @blueprint.get(READINESS_PATH)
+    async def readyz() -> Response:
+        from sqlalchemy import text
+
+        from gateway.state import gateway_state
+
+        state = gateway_state()
+        if state.draining:
+            return Response(json.dumps({"status": "draining"}), status=503,
+                            content_type="application/json")
+        try:
+            async with state.db.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception:
+            return Response(json.dumps({"status": "database unavailable"}), status=503,
+                            content_type="application/json")
+        return jsonify({"status": "ready"})
+
+    return blueprint
 
 
 def _specs_blueprint() -> Blueprint:

@@ -58,8 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level, settings.log_format,
                       Redactor(settings.secret_values()))
+    # `serve` migrates unless a deployment migrates once elsewhere (the Helm chart's Job).
+    skip = args.command == "serve" and not settings.migrate_on_start
     try:
-        _migrate(settings)
+        if not skip:
+            _migrate(settings)
     except Exception as exc:  # the database is unreachable or the schema is broken
         log.error("database migration failed: %s", exc)
         return 1

@@ -127,6 +127,10 @@ class Settings(BaseModel):
     )
     max_body_bytes: int = Field(1024 * 1024, alias="MEDIAGATE_MAX_BODY_BYTES", ge=1024)
     shutdown_grace_seconds: float = Field(10.0, alias="MEDIAGATE_SHUTDOWN_GRACE", ge=0)
+    """On SIGTERM: how long media sessions may finish before they are closed."""
+    migrate_on_start: Bool = Field(True, alias="MEDIAGATE_MIGRATE_ON_START")
+    replica_url: str | None = Field(None, alias="MEDIAGATE_REPLICA_URL")
+    """This replica's own address, for routing media sessions held by it."""
     trusted_proxies: Annotated[StrList, AfterValidator(_check_networks)] = Field(
         default_factory=list, alias="MEDIAGATE_TRUSTED_PROXIES"
     )
@@ -169,6 +173,16 @@ class Settings(BaseModel):
     allowed_origin: str = Field("*", alias="ALLOWED_ORIGIN")
     record_enabled: Bool = Field(False, alias="RECORD_ENABLED")
     record_dir: Path | None = Field(None, alias="RECORD_DIR")
+    upload_recordings: Bool = Field(False, alias="UPLOAD_RECORDINGS")
+    delete_recording_after_upload: Bool = Field(False, alias="DELETE_RECORDING_AFTER_UPLOAD")
+    s3_endpoint: str | None = Field(None, alias="S3_ENDPOINT")
+    s3_region: str | None = Field(None, alias="S3_REGION")
+    s3_bucket: str | None = Field(None, alias="S3_BUCKET")
+    s3_access_key: OptionalSecret = Field(None, alias="S3_ACCESS_KEY")
+    s3_secret_key: OptionalSecret = Field(None, alias="S3_SECRET_KEY")
+    s3_use_ssl: Bool = Field(True, alias="S3_USE_SSL")
+    s3_path_style: Bool = Field(False, alias="S3_PATH_STYLE")
+    s3_prefix: str = Field("", alias="S3_PREFIX")
 
     # brokerage (upstream names)
     punch_secret: OptionalSecret = Field(None, alias="PUNCH_SECRET", min_length=32)
@@ -183,6 +197,27 @@ class Settings(BaseModel):
 
     # studio (upstream names)
     public_api_write_enabled: Bool = Field(True, alias="PUBLIC_API_WRITE_ENABLED")
+    studio_rate_limit_rps: float = Field(20.0, alias="STUDIO_RATE_LIMIT_RPS", ge=0)
+    """Per-API-key token bucket refill rate; 0 disables the limit."""
+    studio_rate_limit_burst: int = Field(100, alias="STUDIO_RATE_LIMIT_BURST", ge=1)
+    studio_restream_backoff_initial: float = Field(
+        1.0, alias="STUDIO_RESTREAM_BACKOFF_INITIAL", gt=0, le=60
+    )
+    studio_restream_backoff_max: float = Field(
+        10.0, alias="STUDIO_RESTREAM_BACKOFF_MAX", gt=0, le=600
+    )
+
+    # host management (punktfunk)
+    steam_root: Path | None = Field(None, alias="MEDIAGATE_STEAM_ROOT")
+    gamestream_http_port: int = Field(
+        47989, alias="MEDIAGATE_GAMESTREAM_HTTP_PORT", ge=0, le=65535
+    )
+    gamestream_https_port: int = Field(
+        47984, alias="MEDIAGATE_GAMESTREAM_HTTPS_PORT", ge=0, le=65535
+    )
+    stats_capture_period: float = Field(
+        1.0, alias="MEDIAGATE_STATS_CAPTURE_PERIOD", ge=0.2, le=2.0
+    )
 
     @model_validator(mode="after")
     def _check_pairs(self) -> Settings:
@@ -197,6 +232,15 @@ class Settings(BaseModel):
                 "MEDIAGATE_BOOTSTRAP_API_KEY: expected sk_live_ followed by at least 16 "
                 "characters of [A-Za-z0-9_-]"
             )
+        if (self.gamestream_http_port == 0) != (self.gamestream_https_port == 0) or (
+            self.gamestream_http_port and self.gamestream_http_port == self.gamestream_https_port
+        ):
+            raise SettingsError(
+                "MEDIAGATE_GAMESTREAM_HTTPS_PORT: must differ from the HTTP port, and be 0 "
+                "exactly when MEDIAGATE_GAMESTREAM_HTTP_PORT is 0 (disabled)"
+            )
+        if self.upload_recordings and not self.s3_bucket:
+            raise SettingsError("S3_BUCKET: required when UPLOAD_RECORDINGS is on")
         if self.rate_limit_rps > 0 and self.rate_limit_burst == 0:
             object.__setattr__(self, "rate_limit_burst", max(1, int(self.rate_limit_rps)))
         return self

@@ -35,3 +35,11 @@ class GatewayState:
 
 def gateway_state() -> GatewayState:
     return current_app.extensions[EXTENSION]
+
+
+def ensure_accepting_media() -> None:
+    """APIs call this before creating a media session: a draining replica refuses (503)."""
+    from gateway.errors import ApiError
+
+    if gateway_state().draining:
+        raise ApiError(503, "server is shutting down", headers={"Retry-After": "5"})
