@@ -12,6 +12,7 @@ from quart import Blueprint, Quart, Response, g, jsonify, request
 from gateway import brokerage, calls, host, live, studio
 from gateway.apis import ApiMount
 from gateway.bodylimit import install_body_limit
+from gateway.bus import create_bus
 from gateway.clientip import request_client_ip
 from gateway.db import Database
 from gateway.errors import ApiError, ErrorRouting, install_error_handlers, plain_json_error
@@ -52,6 +53,7 @@ def create_app(settings: Settings) -> Quart:
         redactor=redactor,
         specs=SpecStore(),
         media=create_media_core(settings),
+        bus=create_bus(settings.database_url),
     )
     app.extensions[EXTENSION] = state
 
@@ -88,6 +90,7 @@ def create_app(settings: Settings) -> Quart:
             if mount.stop is not None:
                 await mount.stop(state)
         await state.media.stop()
+        await state.bus.close()
         await state.db.close()
 
     return app

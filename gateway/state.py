@@ -8,6 +8,7 @@ from typing import Any
 
 from quart import current_app
 
+from gateway.bus import SignalBus
 from gateway.db import Database
 from gateway.keys import InstanceSecret
 from gateway.logs import Redactor
@@ -26,6 +27,8 @@ class GatewayState:
     redactor: Redactor
     specs: SpecStore
     media: MediaCore
+    bus: SignalBus
+    """Messages to every replica (LISTEN/NOTIFY on PostgreSQL, in-process on SQLite)."""
     instance_id: str | None = None
     draining: bool = False
     services: dict[str, Any] = field(default_factory=dict)
