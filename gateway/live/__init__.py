@@ -1,8 +1,48 @@
 """Live rooms: WHIP publish / WHEP play."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from gateway.apis import ApiMount
+from gateway.live.recording import Recordings
 from gateway.live.routes import create_blueprint
 from gateway.live.schemas import render_error
+from gateway.live.service import LiveService
+from gateway.live.uploader import S3Uploader
+
+if TYPE_CHECKING:
+    from gateway.state import GatewayState
+
+SERVICE_KEY = "live"
+
+
+def ensure_service(state: GatewayState) -> LiveService:
+    """The app's LiveService (`gateway_state().services["live"]`), created on first use."""
+    live = state.services.get(SERVICE_KEY)
+    if live is None:
+        settings = state.settings
+        uploader = S3Uploader(settings) if settings.upload_recordings else None
+        recordings = (
+            Recordings(state.media, settings.recordings_dir, uploader)
+            if settings.record_enabled else None
+        )
+        live = LiveService(state.media, max_subs_per_room=settings.max_subs_per_room,
+                           recordings=recordings)
+        live.start()
+        state.services[SERVICE_KEY] = live
+    return live
+
+
+async def _start(state: GatewayState) -> None:
+    ensure_service(state)
+
+
+async def _stop(state: GatewayState) -> None:
+    live = state.services.pop(SERVICE_KEY, None)
+    if live is not None:
+        await live.stop()
+
 
 MOUNT = ApiMount(
     name="live",
@@ -19,4 +59,6 @@ MOUNT = ApiMount(
         "/web/",
     ),
     exact_paths=("/healthz", "/metrics"),
+    start=_start,
+    stop=_stop,
 )
