@@ -150,8 +150,8 @@ class LiveSession:
 
 
 def _track_result(track: TrackObject, **values: Any) -> Json:
-    result: Json = {"location": track.location}
-    for key in ("mid", "sessionId", "trackName"):
+    result: Json = {}
+    for key in ("location", "mid", "sessionId", "trackName"):
         value = getattr(track, key)
         if value is not None:
             result[key] = value
