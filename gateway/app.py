@@ -20,6 +20,7 @@ from gateway.instance import register_instance
 from gateway.keys import load_or_create_secret
 from gateway.logs import Redactor
 from gateway.media_setup import create_media_core
+from gateway.placement import Placement
 from gateway.requestid import current_request_id, install_request_ids
 from gateway.settings import Settings
 from gateway.specs import SPEC_FILES, SpecStore
@@ -46,14 +47,16 @@ def create_app(settings: Settings) -> Quart:
     )
     redactor = Redactor(settings.secret_values())
     redactor.add(secret.value.decode())
+    db = Database(settings.database_url)
     state = GatewayState(
         settings=settings,
-        db=Database(settings.database_url),
+        db=db,
         secret=secret,
         redactor=redactor,
         specs=SpecStore(),
         media=create_media_core(settings),
         bus=create_bus(settings.database_url),
+        placement=Placement(db, settings.replica_url),
     )
     app.extensions[EXTENSION] = state
 
@@ -77,6 +80,7 @@ def create_app(settings: Settings) -> Quart:
     @app.before_serving
     async def _start() -> None:
         state.instance_id = await register_instance(state.db, state.secret)
+        await state.placement.reset()
         await state.media.start()
         for mount in MOUNTS:
             if mount.start is not None:

@@ -32,3 +32,13 @@ class SecretMeta(Base):
     source: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class MediaPlacement(Base):
+    """Which replica holds a media session's peer connections (several-replica deployments)."""
+
+    __tablename__ = "media_placement"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    replica_url: Mapped[str] = mapped_column(String(300), index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -12,6 +12,7 @@ from gateway.bus import SignalBus
 from gateway.db import Database
 from gateway.keys import InstanceSecret
 from gateway.logs import Redactor
+from gateway.placement import Placement
 from gateway.settings import Settings
 from gateway.specs import SpecStore
 from media import MediaCore
@@ -29,6 +30,8 @@ class GatewayState:
     media: MediaCore
     bus: SignalBus
     """Messages to every replica (LISTEN/NOTIFY on PostgreSQL, in-process on SQLite)."""
+    placement: Placement
+    """Which replica holds which media session."""
     instance_id: str | None = None
     draining: bool = False
     services: dict[str, Any] = field(default_factory=dict)
