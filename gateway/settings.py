@@ -209,11 +209,13 @@ class Settings(BaseModel):
 
     # host management (punktfunk)
     steam_root: Path | None = Field(None, alias="MEDIAGATE_STEAM_ROOT")
+    # 0 = the device-facing server (GameStream pairing, native devices) is off; Moonlight
+    # expects 47989 / 47984.
     gamestream_http_port: int = Field(
-        47989, alias="MEDIAGATE_GAMESTREAM_HTTP_PORT", ge=0, le=65535
+        0, alias="MEDIAGATE_GAMESTREAM_HTTP_PORT", ge=0, le=65535
     )
     gamestream_https_port: int = Field(
-        47984, alias="MEDIAGATE_GAMESTREAM_HTTPS_PORT", ge=0, le=65535
+        0, alias="MEDIAGATE_GAMESTREAM_HTTPS_PORT", ge=0, le=65535
     )
     stats_capture_period: float = Field(
         1.0, alias="MEDIAGATE_STATS_CAPTURE_PERIOD", ge=0.2, le=2.0
