@@ -1,0 +1,99 @@
+"""A real Chromium runs the official echo flow against the gateway from another origin."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import sync_playwright
+
+from gateway.paths import PROJECT_ROOT
+from tests import contract
+from tests.calls.helpers import APP_ID, APP_SECRET
+from tests.server import RunningServer, start_server
+
+PAGES = Path(__file__).parent / "pages"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def page_origin() -> Iterator[str]:
+    """The test page on its own port: another origin than the API, so CORS is exercised."""
+    handler = functools.partial(_Quiet, directory=str(PAGES))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def calls_server(tmp_path: Path) -> Iterator[RunningServer]:
+    server = start_server(tmp_path / "data",
+                          env={"CALLS_APP_ID": APP_ID, "CALLS_APP_SECRET": APP_SECRET})
+    yield server
+    assert server.stop() == 0, server.log()[-3000:]
+
+
+def test_browser_echo_plays_pulled_video(calls_server: RunningServer, page_origin: str) -> None:
+    api = f"{calls_server.base_url}/v1"
+    artifacts = PROJECT_ROOT / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                             args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            console: list[str] = []
+            page.on("console", lambda message: console.append(message.text))
+            page.goto(f"{page_origin}/echo.html?api={api}&app={APP_ID}&secret={APP_SECRET}")
+            result = page.evaluate("runEcho()")
+            assert result["kinds"] == ["audio", "video"], console
+            page.wait_for_function(
+                "document.getElementById('remote-video').videoWidth > 0", timeout=10_000
+            )
+            first = page.evaluate("document.getElementById('remote-video').currentTime")
+            page.wait_for_function(
+                f"document.getElementById('remote-video').currentTime > {first} + 1",
+                timeout=10_000,
+            )
+            size = page.evaluate(
+                "[document.getElementById('remote-video').videoWidth,"
+                " document.getElementById('remote-video').videoHeight]"
+            )
+            assert size[0] > 0 and size[1] > 0
+            page.wait_for_function("window.firstFrameAt !== undefined", timeout=5_000)
+            delay_ms = page.evaluate("window.firstFrameAt - window.renegotiateAt")
+            print(f"renegotiate -> first frame in the browser: {delay_ms:.0f} ms")
+            page.screenshot(path=str(artifacts / "calls-browser-echo.png"))
+        finally:
+            browser.close()
+
+    # the gateway's view of the same sessions: every track active
+    headers = {"Authorization": f"Bearer {APP_SECRET}"}
+    for session_id in (result["pushSession"], result["pullSession"]):
+        path = f"/v1/apps/{APP_ID}/sessions/{session_id}"
+        response = httpx.get(calls_server.base_url + path, headers=headers, timeout=10)
+        contract.check("calls", "GET", path, response)
+        tracks = response.json()["tracks"]
+        assert len(tracks) == 2 and {t["status"] for t in tracks} <= {"active", "waiting"}
