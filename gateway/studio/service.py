@@ -1,10 +1,552 @@
-"""Studio domain logic (keys, studios, sources, destinations, go-live); no Quart imports."""
+"""Studio domain logic: studios, sources, destinations, WHIP ingest and go-live.
+
+No Quart here: routes parse and authorize, this module decides. Every read and write is
+scoped to the key's owner; another owner's resources are simply not found.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import select, update
+
+from gateway.db import Database
+from gateway.keys import InstanceSecret
 from gateway.settings import Settings
+from gateway.studio.ids import new_id
+from gateway.studio.models import Studio, StudioDestination, StudioSource
+from gateway.studio.restream import OutputPlan, Restreamer, RestreamPlan, SourcePlan
+from gateway.studio.sealing import StreamKeySealer
+from media import MediaCore, MediaEvent, NegotiationError, TrackEnded, TrackStarted
+
+log = logging.getLogger("mediagate.studio")
+
+WEBRTC_TYPES = frozenset({"webrtc-input", "webcam"})
+PULL_SCHEMES = {"rtmp": ("rtmp://", "rtmps://"), "srt": ("srt://",)}
+RTMP_SCHEMES = ("rtmp://", "rtmps://")
+SOURCE_TYPE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+Row = TypeVar("Row", Studio, StudioSource, StudioDestination)
+
+
+class NotFound(Exception):
+    pass
+
+
+class InvalidRequest(Exception):
+    pass
 
 
 def write_enabled(settings: Settings) -> bool:
     """Mutating routes answer 503 `write_disabled` while PUBLIC_API_WRITE_ENABLED is off."""
     return settings.public_api_write_enabled
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class Page(Generic[T]):
+    items: list[T]
+    next_key: str | None
+
+
+@dataclass
+class DestinationState:
+    status: str
+    reason: str | None = None
+
+
+@dataclass
+class StreamStatus:
+    live: bool
+    live_started_at: datetime | None = None
+    broadcast_started_at: datetime | None = None
+    encoder_stream_id: str | None = None
+    mode: str = "cloud"
+
+
+@dataclass
+class WhipSession:
+    id: str
+    studio_id: str
+    source_id: str
+    peer_id: str
+
+
+@dataclass
+class StudioService:
+    settings: Settings
+    db: Database
+    secret: InstanceSecret
+    media: MediaCore
+    instance_id: str | None = None
+    broadcasts: dict[str, Restreamer] = field(default_factory=dict)
+    whip_sessions: dict[str, WhipSession] = field(default_factory=dict)
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _remove_listener: Any = None
+
+    def __post_init__(self) -> None:
+        self.sealer = StreamKeySealer(self.secret)
+        self._ingest_key = self.secret.derive("studio-ingest-token")
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.instance_id is not None:
+            # Broadcasts this instance ran before a crash are over.
+            async with self.db.session() as session:
+                await session.execute(
+                    update(Studio)
+                    .where(Studio.live.is_(True), Studio.live_instance == self.instance_id)
+                    .values(live=False, live_instance=None, encoder_stream_id=None)
+                )
+        self._remove_listener = self.media.add_listener(self._on_media_event)
+
+    async def stop(self) -> None:
+        if self._remove_listener is not None:
+            self._remove_listener()
+        for studio_id in list(self.broadcasts):
+            await self._stop_broadcast(studio_id)
+        for whip in list(self.whip_sessions.values()):
+            await self._close_whip(whip)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    async def _owned_studio(self, session: Any, owner: str, studio_id: str) -> Studio:
+        studio = await session.get(Studio, studio_id)
+        if studio is None or studio.owner != owner:
+            raise NotFound("studio not found")
+        return studio
+
+    async def _child(self, session: Any, model: type[Row], studio_id: str, child_id: str,
+                     what: str) -> Row:
+        row = await session.get(model, child_id)
+        if row is None or row.studio_id != studio_id:  # type: ignore[union-attr]
+            raise NotFound(f"{what} not found")
+        return row
+
+    @staticmethod
+    async def _page(session: Any, query: Any, id_column: Any, after: str | None,
+                    limit: int) -> Page[Any]:
+        if after is not None:
+            query = query.where(id_column > after)
+        rows = list((await session.execute(query.order_by(id_column).limit(limit + 1))).scalars())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(rows, rows[-1].id if more and rows else None)
+
+    # -- studios --------------------------------------------------------------------------
+
+    async def list_studios(self, owner: str, after: str | None, limit: int) -> Page[Studio]:
+        async with self.db.session() as session:
+            return await self._page(
+                session, select(Studio).where(Studio.owner == owner), Studio.id, after, limit
+            )
+
+    async def create_studio(self, owner: str, name: str, description: str | None) -> Studio:
+        studio = Studio(
+            id=new_id("std"), owner=owner, name=name, description=description,
+            auto_go_live=False, auto_go_offline_on_drop=False, created_at=datetime.now(UTC),
+            live=False,
+        )
+        async with self.db.session() as session:
+            session.add(studio)
+        return studio
+
+    async def get_studio(self, owner: str, studio_id: str) -> Studio:
+        async with self.db.session() as session:
+            studio = await self._owned_studio(session, owner, studio_id)
+            studio.last_opened_at = datetime.now(UTC)
+            return studio
+
+    async def update_studio(self, owner: str, studio_id: str, changes: dict[str, Any]) -> Studio:
+        async with self.db.session() as session:
+            studio = await self._owned_studio(session, owner, studio_id)
+            for name, value in changes.items():
+                setattr(studio, name, value)
+            return studio
+
+    # -- sources --------------------------------------------------------------------------
+
+    async def list_sources(self, owner: str, studio_id: str, after: str | None,
+                           limit: int) -> Page[StudioSource]:
+        async with self.db.session() as session:
+            await self._owned_studio(session, owner, studio_id)
+            query = select(StudioSource).where(StudioSource.studio_id == studio_id)
+            return await self._page(session, query, StudioSource.id, after, limit)
+
+    def _check_source_url(self, source_type: str, url: str | None) -> str | None:
+        if source_type in WEBRTC_TYPES:
+            return None
+        if source_type in PULL_SCHEMES:
+            if not url or not url.startswith(PULL_SCHEMES[source_type]):
+                schemes = " or ".join(PULL_SCHEMES[source_type])
+                raise InvalidRequest(f"a {source_type} source needs a url starting with {schemes}")
+            return url
+        if source_type == "media":
+            if not url:
+                raise InvalidRequest("a media source needs a url: a file under the data dir")
+            self.media_path(url)
+            return url
+        return url
+
+    def media_path(self, url: str) -> Path:
+        """The file a `media` source plays: must exist under the data dir."""
+        root = self.settings.data_dir.resolve()
+        raw = url.removeprefix("file://")
+        try:
+            path = (root / raw).resolve() if not raw.startswith("/") else Path(raw).resolve()
+        except (OSError, ValueError):
+            raise InvalidRequest("media url is not a valid path") from None
+        if not path.is_relative_to(root):
+            raise InvalidRequest("media url must be a file under the data dir")
+        if not path.is_file():
+            raise InvalidRequest("media url: no such file under the data dir")
+        return path
+
+    async def create_source(self, owner: str, studio_id: str, name: str, source_type: str,
+                            url: str | None, active: bool | None) -> StudioSource:
+        if not SOURCE_TYPE.fullmatch(source_type):
+            raise InvalidRequest("type must be a lowercase word such as webrtc-input or media")
+        url = self._check_source_url(source_type, url)
+        async with self.db.session() as session:
+            await self._owned_studio(session, owner, studio_id)
+            existing = (await session.execute(
+                select(StudioSource.id).where(StudioSource.studio_id == studio_id).limit(1)
+            )).first()
+            # The first source of a studio is its active one unless told otherwise.
+            is_active = active if active is not None else existing is None
+            if is_active:
+                await self._deactivate_others(session, studio_id, None)
+            source = StudioSource(
+                id=new_id("src"), studio_id=studio_id, name=name, type=source_type, url=url,
+                active=is_active, created_at=datetime.now(UTC),
+            )
+            session.add(source)
+        return source
+
+    @staticmethod
+    async def _deactivate_others(session: Any, studio_id: str, keep: str | None) -> None:
+        query = update(StudioSource).where(StudioSource.studio_id == studio_id)
+        if keep is not None:
+            query = query.where(StudioSource.id != keep)
+        await session.execute(query.values(active=False))
+
+    async def update_source(self, owner: str, studio_id: str, source_id: str,
+                            changes: dict[str, Any]) -> StudioSource:
+        async with self.db.session() as session:
+            await self._owned_studio(session, owner, studio_id)
+            source = await self._child(session, StudioSource, studio_id, source_id, "source")
+            if "url" in changes:
+                changes["url"] = self._check_source_url(source.type, changes["url"])
+            if changes.get("active"):
+                await self._deactivate_others(session, studio_id, source.id)
+            for name, value in changes.items():
+                setattr(source, name, value)
+            return source
+
+    async def delete_source(self, owner: str, studio_id: str, source_id: str) -> None:
+        async with self.db.session() as session:
+            await self._owned_studio(session, owner, studio_id)
+            source = await self._child(session, StudioSource, studio_id, source_id, "source")
+            await session.delete(source)
+        for whip in [w for w in self.whip_sessions.values() if w.source_id == source_id]:
+            await self._close_whip(whip)
+
+    def source_status(self, source: StudioSource) -> str:
+        broadcast = self.broadcasts.get(source.studio_id)
+        if source.type in WEBRTC_TYPES:
+            tracks = self.media.list_tracks(ingest_prefix(source.studio_id, source.id) + "/")
+            if any(self.media.track_started(t.track_id) for t in tracks):
+                return "live"
+            return "connecting" if tracks else "offline"
+        if broadcast is not None and broadcast.plan.source.source_id == source.id:
+            return "live"
+        return "idle"
+
+    def ingest_token(self, studio_id: str, source_id: str) -> str:
+        mac = hmac.new(self._ingest_key, f"{studio_id}/{source_id}".encode(), hashlib.sha256)
+        return "sit_" + mac.hexdigest()[:40]
+
+    def check_ingest_token(self, studio_id: str, source_id: str, token: str) -> bool:
+        return hmac.compare_digest(token, self.ingest_token(studio_id, source_id))
+
+    # -- destinations ---------------------------------------------------------------------
+
+    async def list_destinations(self, owner: str, studio_id: str, after: str | None,
+                                limit: int) -> Page[StudioDestination]:
+        async with self.db.session() as session:
+            await self._owned_studio(session, owner, studio_id)
+            query = select(StudioDestination).where(StudioDestination.studio_id == studio_id)
+            return await self._page(session, query, StudioDestination.id, after, limit)
+
+    @staticmethod
+    def _check_rtmp_url(url: str | None) -> None:
+        if url is not None and not url.startswith(RTMP_SCHEMES):
+            raise InvalidRequest("rtmpUrl must start with rtmp:// or rtmps://")
+
+    async def create_destination(self, owner: str, studio_id: str, fields: dict[str, Any],
+                                 stream_key: str | None) -> StudioDestination:
+        self._check_rtmp_url(fields.get("rtmp_url"))
+        if fields.get("connection_id") and (fields.get("rtmp_url") or stream_key):
+            raise InvalidRequest("connectionId is mutually exclusive with rtmpUrl and streamKey")
+        destination = StudioDestination(
+            id=new_id("dst"), studio_id=studio_id, created_at=datetime.now(UTC),
+            enabled=True, vertical=False,
+        )
+        for name, value in fields.items():
+            if value is not None:
+                setattr(destination, name, value)
+        if stream_key:
+            destination.stream_key_sealed = self.sealer.seal(destination.id, stream_key)
+        async with self.db.session() as session:
+            await self._owned_studio(session, owner, studio_id)
+            session.add(destination)
+        return destination
+
+    async def update_destination(self, owner: str, studio_id: str, destination_id: str,
+                                 fields: dict[str, Any],
+                                 stream_key: str | None) -> StudioDestination:
+        self._check_rtmp_url(fields.get("rtmp_url"))
+        async with self.db.session() as session:
+            await self._owned_studio(session, owner, studio_id)
+            destination = await self._child(
+                session, StudioDestination, studio_id, destination_id, "destination"
+            )
+            for name, value in fields.items():
+                setattr(destination, name, value)
+            if stream_key is not None:
+                destination.stream_key_sealed = (
+                    self.sealer.seal(destination.id, stream_key) if stream_key else None
+                )
+            return destination
+
+    async def delete_destination(self, owner: str, studio_id: str, destination_id: str) -> None:
+        async with self.db.session() as session:
+            await self._owned_studio(session, owner, studio_id)
+            destination = await self._child(
+                session, StudioDestination, studio_id, destination_id, "destination"
+            )
+            await session.delete(destination)
+        broadcast = self.broadcasts.get(studio_id)
+        if broadcast is not None:
+            await broadcast.remove_output(destination_id)
+
+    def destination_state(self, destination: StudioDestination) -> DestinationState:
+        broadcast = self.broadcasts.get(destination.studio_id)
+        if broadcast is not None:
+            state = broadcast.output_status(destination.id)
+            if state is not None:
+                return DestinationState(*state)
+        return DestinationState("offline")
+
+    # -- WHIP ingest ----------------------------------------------------------------------
+
+    async def _ingest_source(self, studio_id: str, source_id: str) -> StudioSource:
+        async with self.db.session() as session:
+            source = await session.get(StudioSource, source_id)
+        if source is None or source.studio_id != studio_id:
+            raise NotFound("source not found")
+        if source.type not in WEBRTC_TYPES:
+            raise InvalidRequest(f"a {source.type} source has no WHIP ingest")
+        return source
+
+    async def check_source_owner(self, owner: str, studio_id: str, source_id: str) -> None:
+        async with self.db.session() as session:
+            await self._owned_studio(session, owner, studio_id)
+            await self._child(session, StudioSource, studio_id, source_id, "source")
+
+    async def whip_publish(self, studio_id: str, source_id: str, offer: str) -> tuple[str, str]:
+        """Accept a WHIP offer for a source; returns (session id, answer SDP).
+
+        A new publisher replaces the previous one of the same source.
+        """
+        await self._ingest_source(studio_id, source_id)
+        for old in [w for w in self.whip_sessions.values() if w.source_id == source_id]:
+            await self._close_whip(old)
+        peer = await self.media.create_peer(f"studio-{source_id}-{secrets.token_hex(4)}")
+        try:
+            answer = await peer.accept_offer(
+                offer, publish_prefix=ingest_prefix(studio_id, source_id)
+            )
+        except NegotiationError as exc:
+            await peer.close("negotiation failed")
+            raise InvalidRequest(f"invalid SDP offer: {exc}") from None
+        except Exception:
+            await peer.close("negotiation failed")
+            raise
+        whip = WhipSession(secrets.token_hex(12), studio_id, source_id, peer.id)
+        self.whip_sessions[whip.id] = whip
+        return whip.id, answer
+
+    async def whip_delete(self, studio_id: str, source_id: str, session_id: str) -> None:
+        whip = self.whip_sessions.get(session_id)
+        if whip is None or whip.studio_id != studio_id or whip.source_id != source_id:
+            raise NotFound("WHIP session not found")
+        await self._close_whip(whip)
+
+    async def _close_whip(self, whip: WhipSession) -> None:
+        self.whip_sessions.pop(whip.id, None)
+        peer = self.media.get_peer(whip.peer_id)
+        if peer is not None:
+            await peer.close("publisher left")
+
+    # -- go-live --------------------------------------------------------------------------
+
+    def _lock(self, studio_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(studio_id, asyncio.Lock())
+
+    async def go_live(self, owner: str, studio_id: str) -> tuple[str, list[str]]:
+        async with self._lock(studio_id):
+            async with self.db.session() as session:
+                await self._owned_studio(session, owner, studio_id)
+            running = self.broadcasts.get(studio_id)
+            if running is not None:
+                return running.stream_id, running.destination_ids
+            return await self._start_broadcast(studio_id)
+
+    async def _start_broadcast(self, studio_id: str) -> tuple[str, list[str]]:
+        async with self.db.session() as session:
+            source = (await session.execute(
+                select(StudioSource).where(
+                    StudioSource.studio_id == studio_id, StudioSource.active.is_(True)
+                ).order_by(StudioSource.id).limit(1)
+            )).scalar_one_or_none()
+            destinations = list((await session.execute(
+                select(StudioDestination).where(
+                    StudioDestination.studio_id == studio_id,
+                    StudioDestination.enabled.is_(True),
+                ).order_by(StudioDestination.id)
+            )).scalars())
+        if source is None:
+            raise InvalidRequest("the studio has no active source")
+        outputs = []
+        for destination in destinations:
+            if not destination.rtmp_url:
+                continue
+            key = (self.sealer.open(destination.id, destination.stream_key_sealed)
+                   if destination.stream_key_sealed else None)
+            outputs.append(OutputPlan(destination.id, destination.rtmp_url, key))
+        if not outputs:
+            raise InvalidRequest("the studio has no enabled destination with an rtmpUrl")
+        plan = RestreamPlan(
+            studio_id=studio_id,
+            stream_id=new_id("enc"),
+            source=self._source_plan(source),
+            outputs=outputs,
+            backoff_initial=self.settings.studio_restream_backoff_initial,
+            backoff_max=self.settings.studio_restream_backoff_max,
+        )
+        stream_id = plan.stream_id
+        broadcast = Restreamer(
+            plan, self.media, on_first_live=lambda: self._first_live(studio_id, stream_id)
+        )
+        await broadcast.start()
+        self.broadcasts[studio_id] = broadcast
+        async with self.db.session() as session:
+            studio = await session.get(Studio, studio_id)
+            if studio is not None:
+                studio.live = True
+                studio.live_instance = self.instance_id
+                studio.encoder_stream_id = plan.stream_id
+                studio.live_started_at = datetime.now(UTC)
+                studio.broadcast_started_at = None
+        log.info("studio %s live: encoder stream %s to %d destination(s)",
+                 studio_id, plan.stream_id, len(outputs))
+        return plan.stream_id, broadcast.destination_ids
+
+    def _source_plan(self, source: StudioSource) -> SourcePlan:
+        if source.type in WEBRTC_TYPES:
+            return SourcePlan(source.id, "tracks", ingest_prefix(source.studio_id, source.id))
+        if source.type == "media":
+            return SourcePlan(source.id, "file", str(self.media_path(source.url or "")), loop=True)
+        if source.type in PULL_SCHEMES and source.url:
+            return SourcePlan(source.id, "pull", source.url)
+        raise InvalidRequest(f"cannot go live from a {source.type} source")
+
+    async def _first_live(self, studio_id: str, stream_id: str) -> None:
+        async with self.db.session() as session:
+            studio = await session.get(Studio, studio_id)
+            if studio is not None and studio.encoder_stream_id == stream_id:
+                studio.broadcast_started_at = studio.broadcast_started_at or datetime.now(UTC)
+
+    async def go_offline(self, owner: str, studio_id: str) -> None:
+        async with self._lock(studio_id):
+            async with self.db.session() as session:
+                await self._owned_studio(session, owner, studio_id)
+            await self._stop_broadcast(studio_id)
+
+    async def _stop_broadcast(self, studio_id: str) -> None:
+        broadcast = self.broadcasts.pop(studio_id, None)
+        if broadcast is not None:
+            await broadcast.stop()
+            log.info("studio %s offline", studio_id)
+        async with self.db.session() as session:
+            studio = await session.get(Studio, studio_id)
+            if studio is not None and studio.live:
+                studio.live = False
+                studio.live_instance = None
+                studio.encoder_stream_id = None
+                studio.live_started_at = None
+                studio.broadcast_started_at = None
+
+    async def stream_status(self, owner: str, studio_id: str) -> StreamStatus:
+        async with self.db.session() as session:
+            studio = await self._owned_studio(session, owner, studio_id)
+        if not studio.live:
+            return StreamStatus(live=False)
+        return StreamStatus(
+            live=True,
+            live_started_at=studio.live_started_at,
+            broadcast_started_at=studio.broadcast_started_at,
+            encoder_stream_id=studio.encoder_stream_id,
+        )
+
+    # -- autoGoLive / autoGoOfflineOnDrop --------------------------------------------------
+
+    async def _on_media_event(self, event: MediaEvent) -> None:
+        if not isinstance(event, TrackStarted | TrackEnded):
+            return
+        parts = event.track.track_id.split("/")
+        if len(parts) != 4 or parts[0] != "studio":
+            return
+        studio_id, source_id = parts[1], parts[2]
+        async with self.db.session() as session:
+            studio = await session.get(Studio, studio_id)
+            source = await session.get(StudioSource, source_id)
+        if studio is None or source is None or not source.active:
+            return
+        async with self._lock(studio_id):
+            running = self.broadcasts.get(studio_id)
+            if isinstance(event, TrackStarted):
+                if running is not None:
+                    running.track_started(event.track)
+                elif studio.auto_go_live:
+                    log.info("studio %s: active source started publishing, going live", studio_id)
+                    try:
+                        await self._start_broadcast(studio_id)
+                    except InvalidRequest as exc:
+                        log.warning("studio %s: autoGoLive failed: %s", studio_id, exc)
+            elif running is not None and studio.auto_go_offline_on_drop:
+                log.info("studio %s: active source dropped, going offline", studio_id)
+                await self._stop_broadcast(studio_id)
+
+
+def ingest_prefix(studio_id: str, source_id: str) -> str:
+    return f"studio/{studio_id}/{source_id}"
+
+
+def fields_present(body: dict[str, Any], mapping: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """Request fields that were sent, renamed to column names."""
+    return {column: body[name] for name, column in mapping if name in body}

@@ -1,0 +1,56 @@
+"""Studio storage on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from sqlalchemy import text
+
+from gateway.db import Database
+from gateway.keys import load_or_create_secret
+from gateway.migrate import upgrade
+from gateway.settings import Settings
+from gateway.studio import apikeys
+from gateway.studio.service import StudioService
+from media import MediaCore
+
+
+async def test_service_storage(database_url: str, tmp_path: Path) -> None:
+    await asyncio.to_thread(upgrade, database_url)
+    db = Database(database_url)
+    settings = Settings.from_env({"MEDIAGATE_DATA_DIR": str(tmp_path)})
+    svc = StudioService(settings, db, load_or_create_secret(tmp_path, None), MediaCore())
+    try:
+        issued = await apikeys.create_key(db, "olga", ["studios:read", "stream:read"])
+        principal = await apikeys.authenticate(db, issued.key)
+        assert principal is not None and principal.owner == "olga"
+        assert principal.scopes == {"studios:read", "stream:read"}
+        await apikeys.ensure_bootstrap_key(db, "sk_live_" + "b" * 20)
+        await apikeys.ensure_bootstrap_key(db, "sk_live_" + "b" * 20)
+        boot = await apikeys.authenticate(db, "sk_live_" + "b" * 20)
+        assert boot is not None and boot.scopes == set(apikeys.ALL_SCOPES)
+        assert await apikeys.revoke_key(db, issued.id)
+        assert await apikeys.authenticate(db, issued.key) is None
+
+        ids = [(await svc.create_studio("olga", f"s{i}", None)).id for i in range(5)]
+        first = await svc.list_studios("olga", None, 2)
+        second = await svc.list_studios("olga", first.next_key, 2)
+        third = await svc.list_studios("olga", second.next_key, 2)
+        assert [s.id for s in first.items + second.items + third.items] == ids
+        assert third.next_key is None
+        a = await svc.create_source("olga", ids[0], "a", "webrtc-input", None, None)
+        b = await svc.create_source("olga", ids[0], "b", "srt", "srt://127.0.0.1:9000", True)
+        listed = await svc.list_sources("olga", ids[0], None, 10)
+        assert {s.id: s.active for s in listed.items} == {a.id: False, b.id: True}
+        dest = await svc.create_destination(
+            "olga", ids[0], {"name": "d", "platform": "p", "rtmp_url": "rtmp://h/app"},
+            "the-stream-key-123")
+        async with db.session() as session:
+            sealed = (await session.execute(text(
+                "SELECT stream_key_sealed FROM studio_destinations"))).scalar_one()
+        assert "the-stream-key-123" not in sealed
+        assert svc.sealer.open(dest.id, sealed) == "the-stream-key-123"
+        assert svc.sealer.open("dst_other", sealed) is None
+    finally:
+        await db.close()
