@@ -103,8 +103,12 @@ def create_blueprint(settings: Settings) -> Blueprint:
             return await endpoint_options(room)
         return await negotiate(room, "viewer")
 
+    def check_resource_room(room: str) -> None:
+        if not service.valid_room(room):  # no session resource lives under a bad name
+            raise ApiError(404, "session not found")
+
     async def session_delete(room: str, session_id: str, role: Role) -> Response:
-        check_room(room)
+        check_resource_room(room)
         await limit()
         authorize(room)
         try:
@@ -114,7 +118,7 @@ def create_blueprint(settings: Settings) -> Blueprint:
         return Response("", status=200)
 
     async def session_patch(room: str, session_id: str, role: Role) -> Response:
-        check_room(room)
+        check_resource_room(room)
         await limit()
         authorize(room)
         live = live_service()
