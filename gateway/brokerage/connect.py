@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 Role = Literal["sender", "receiver"]
 FORMATS = ("ffmpeg", "obs", "vmix", "gstreamer", "srt-live-transmit")
 FFMPEG_PKT_SIZE = 1316
+FFMPEG_LINGER_S = 2
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,10 @@ def _crypto(link: Link) -> dict[str, object]:
 
 def ffmpeg(link: Link) -> str:
     latency_us = link.latency_ms * 1000
-    common = {"latency": latency_us, **_crypto(link), "pkt_size": FFMPEG_PKT_SIZE}
+    common: dict[str, object] = {"latency": latency_us, **_crypto(link),
+                                 "pkt_size": FFMPEG_PKT_SIZE}
+    if link.role == "sender":
+        common["linger"] = FFMPEG_LINGER_S  # deliver the tail before closing
     if link.relay or link.role == "sender":
         # callers: to the relay, or the sender to the receiver's listener
         uri = _srt_uri(link.remote.host, link.remote.port, {"mode": "caller", **common})
