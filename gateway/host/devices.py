@@ -111,8 +111,9 @@ class DeviceServer:
     async def start(self) -> None:
         http = await asyncio.start_server(self._track(self._serve_http), self.host,
                                           self.settings.gamestream_http_port)
-        https = await asyncio.start_server(self._track(self._serve_https), self.host,
-                                           self.settings.gamestream_https_port)
+        loop = asyncio.get_running_loop()
+        https = await loop.create_server(lambda: _TlsLater(self), self.host,
+                                         self.settings.gamestream_https_port)
         self._servers = [http, https]
         log.info("gamestream device server on %s:%d (http) and :%d (https)", self.host,
                  self.settings.gamestream_http_port, self.settings.gamestream_https_port)
@@ -187,10 +188,32 @@ class DeviceServer:
         if request is not None:
             await self._respond(writer, await self._dispatch(*request, client_der=None))
 
+    async def _upgrade(self, transport: asyncio.Transport) -> None:
+        """TLS with the trust store of this moment, then serve; reading stays paused until
+        the handshake so no byte of the ClientHello is lost."""
+        loop = asyncio.get_running_loop()
+        try:
+            context = await self._tls_context()
+            reader = asyncio.StreamReader(limit=MAX_LINE)
+            protocol = asyncio.StreamReaderProtocol(reader)
+            tls = await asyncio.wait_for(
+                loop.start_tls(transport, protocol, context, server_side=True), READ_TIMEOUT)
+        except (OSError, ssl.SSLError, TimeoutError, ConnectionError):
+            transport.close()
+            return
+        except Exception:
+            log.exception("device server: TLS setup failed")
+            transport.close()
+            return
+        if tls is None:
+            transport.close()
+            return
+        protocol.connection_made(tls)
+        writer = asyncio.StreamWriter(tls, protocol, reader, loop)
+        await self._track(self._serve_https)(reader, writer)
+
     async def _serve_https(self, reader: asyncio.StreamReader,
                            writer: asyncio.StreamWriter) -> None:
-        context = await self._tls_context()
-        await asyncio.wait_for(writer.start_tls(context), READ_TIMEOUT)
         ssl_object = writer.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
         try:
@@ -311,3 +334,17 @@ def _b64(value: Any) -> bytes:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise BadRequest("expected base64") from None
+
+
+class _TlsLater(asyncio.Protocol):
+    """Accepts a TCP connection, pauses it and hands it to the server for TLS."""
+
+    def __init__(self, server: DeviceServer) -> None:
+        self.server = server
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.pause_reading()
+        task = asyncio.get_running_loop().create_task(self.server._upgrade(transport))
+        self.server._connections.add(task)
+        task.add_done_callback(self.server._connections.discard)
