@@ -35,6 +35,7 @@ from gateway.calls.schemas import (
     TracksRequest,
     UpdateTracksRequest,
 )
+from gateway.calls.sdp import reject_stopped_sections
 from gateway.db import Database
 from gateway.ratelimit import TokenBucketLimiter
 from media import (
@@ -326,7 +327,8 @@ class CallsService:
 
     async def _accept_offer(self, session: LiveSession, sdp: str, publish: dict[str, str]) -> str:
         try:
-            return await session.peer.accept_offer(sdp, publish=publish)
+            answer = await session.peer.accept_offer(sdp, publish=publish)
+            return reject_stopped_sections(sdp, answer)
         except TrackExists as exc:
             raise CallsError(409, "track_exists", f"track {exc} is already published") from None
         except PeerClosedError:

@@ -86,14 +86,28 @@ def test_browser_echo_plays_pulled_video(calls_server: RunningServer, page_origi
             delay_ms = page.evaluate("window.firstFrameAt - window.renegotiateAt")
             print(f"renegotiate -> first frame in the browser: {delay_ms:.0f} ms")
             page.screenshot(path=str(artifacts / "calls-browser-echo.png"))
+            closed = page.evaluate("closeVideo()")
+            assert closed["signalingState"] == "stable", console
+            # the audio keeps flowing after the renegotiation
+            audio_ok = page.evaluate(
+                "window.echo.localPeerConnection.connectionState"
+            )
+            assert audio_ok == "connected"
         finally:
             browser.close()
 
-    # the gateway's view of the same sessions: every track active
+    # the gateway's view: the closed video is inactive for its pusher and its puller
     headers = {"Authorization": f"Bearer {APP_SECRET}"}
+    statuses: dict[str, dict[str, str]] = {}
     for session_id in (result["pushSession"], result["pullSession"]):
         path = f"/v1/apps/{APP_ID}/sessions/{session_id}"
         response = httpx.get(calls_server.base_url + path, headers=headers, timeout=10)
         contract.check("calls", "GET", path, response)
-        tracks = response.json()["tracks"]
-        assert len(tracks) == 2 and {t["status"] for t in tracks} <= {"active", "waiting"}
+        statuses[session_id] = {t["kind"] if "kind" in t else t["location"]: t["status"]
+                                for t in response.json()["tracks"]}
+        by_mid = {t.get("mid"): t["status"] for t in response.json()["tracks"]}
+        if session_id == result["pushSession"]:
+            assert by_mid[closed["mid"]] == "inactive"
+            assert sorted(by_mid.values()) == ["active", "inactive"]
+        else:
+            assert sorted(by_mid.values()) == ["active", "inactive"], by_mid
