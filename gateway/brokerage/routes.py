@@ -78,8 +78,8 @@ def create_blueprint(settings: Settings) -> Blueprint:
 
     @blueprint.delete("/api/session/<name>")
     async def delete_session(name: str) -> Response:
-        brokerage().authorize(_token(), name, admin=True)
-        await brokerage().delete_session(name)
+        claims = brokerage().authorize(_token(), name, admin=True)
+        await brokerage().delete_session(name, claims)
         return Response(status=204)
 
     @blueprint.get("/api/session/<name>/connect")
@@ -112,6 +112,8 @@ def create_blueprint(settings: Settings) -> Blueprint:
                 name, claims, request_client_ip(), websocket.host.rsplit(":", 1)[0].strip("[]")
             )
         except PunchError as exc:
+            if exc.status == 403:  # the WebSocket contract knows 401, not 403
+                exc = PunchError(401, exc.code, exc.message)
             return render_error(api_error(exc))
         await websocket.accept()
         writer = asyncio.create_task(_pump(connection.outbox))

@@ -100,7 +100,7 @@ class BrokerageService:
         try:
             return self.signer.verify(token, self.clock())
         except TokenError as exc:
-            raise PunchError(401, "AUTH_FAILED", str(exc)) from None
+            raise PunchError(401, exc.code, str(exc)) from None
 
     def authorize(self, token: str | None, session: str, *, admin: bool = False,
                   stream: str | None = None) -> Claims:
@@ -127,16 +127,17 @@ class BrokerageService:
     def is_live(self, row: PunchSession) -> bool:
         return row.state != CLOSED and _aware(row.expires_at).timestamp() > self.clock()
 
-    async def _live(self, db: AsyncSession, name: str, *, for_update: bool = False
+    async def _live(self, db: AsyncSession, name: str, claims: Claims | None = None
                     ) -> PunchSession:
-        query = select(PunchSession).where(PunchSession.name == name)
-        if for_update:
-            query = query.with_for_update()
-        row = (await db.execute(query)).scalar_one_or_none()
+        row = await db.get(PunchSession, name)
         if row is None:
             raise not_found(name)
         if not self.is_live(row):
             raise expired(name)
+        if claims is not None and claims.exp != int(_aware(row.expires_at).timestamp()):
+            # tokens carry their session's expiry: one minted for an earlier session of
+            # the same name does not fit this one
+            raise PunchError(403, "AUTH_FAILED", "token is for an earlier session of this name")
         return row
 
     async def _streams(self, db: AsyncSession, name: str) -> list[PunchStream]:
@@ -218,7 +219,7 @@ class BrokerageService:
 
     async def describe(self, name: str, claims: Claims) -> dict[str, Any]:
         async with self.db.session() as db:
-            row = await self._live(db, name)
+            row = await self._live(db, name, claims)
             streams = await self._streams(db, name)
             peers = await self._peers(db, [s.id for s in streams])
         counts: dict[int, int] = {}
@@ -255,9 +256,9 @@ class BrokerageService:
         log.info("session %s %s", name, reason)
         return True
 
-    async def delete_session(self, name: str) -> None:
+    async def delete_session(self, name: str, claims: Claims) -> None:
         async with self.db.session() as db:
-            await self._live(db, name)
+            await self._live(db, name, claims)
         await self.close_session(name)
 
     # ---- connection strings -----------------------------------------------------------
@@ -265,7 +266,7 @@ class BrokerageService:
     async def connection_strings(self, name: str, claims: Claims, stream: str | None,
                                  role: connect.Role) -> dict[str, Any]:
         async with self.db.session() as db:
-            row = await self._live(db, name)
+            row = await self._live(db, name, claims)
             streams = await self._streams(db, name)
             target = _pick_stream(streams, stream or (claims.stream if not claims.is_admin
                                                       else None))

@@ -96,7 +96,7 @@ class Signalling:
     async def open(self, name: str, claims: Claims, host: str, server_host: str
                    ) -> SignalConnection:
         async with self.service.db.session() as db:
-            row = await self.service._live(db, name)
+            row = await self.service._live(db, name, claims)
         connection = SignalConnection(name, claims, host, server_host)
         self.service.bus.subscribe(name, connection)
         connection.deliver({"type": "state", "state": row.state})

@@ -22,6 +22,14 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 class TokenError(Exception):
     """The token is missing, malformed, forged or expired (HTTP 401)."""
 
+    code = "AUTH_FAILED"
+
+
+class TokenExpired(TokenError):
+    """A genuine token past its `exp`: its session's TTL is over."""
+
+    code = "SESSION_EXPIRED"
+
 
 @dataclass(frozen=True)
 class Claims:
@@ -83,7 +91,7 @@ class TokenSigner:
             raise TokenError("malformed token payload") from None
         claims = _claims(payload)
         if claims.exp <= now:
-            raise TokenError("token expired")
+            raise TokenExpired("token expired: the session's lifetime is over")
         return claims
 
 
