@@ -54,11 +54,29 @@ def subscribe_on_transceiver(
     return sub
 
 
-def release_transceiver(peer: Peer, sub: Subscription) -> None:
-    """Stop a subscription without marking its transceiver inactive (it gets reused)."""
-    direction = sub.transceiver.direction
-    peer.remove_subscription(sub)
-    sub.transceiver.direction = direction
+def retarget_subscription(peer: Peer, sub: Subscription, track_id: str) -> Subscription:
+    """Feed `sub`'s transceiver from another published track of the same codec.
+
+    The sender keeps its ForwardTrack and queue (stopping them would end aiortc's sender
+    loop for good); only the queue's source changes, restarting at a keyframe.
+    """
+    core = peer.core
+    track = core._get_published(track_id)
+    if track.info.codec.lower() != sub.track.info.codec.lower():
+        raise ValueError(f"the transceiver sends {sub.track.info.codec}, "
+                         f"the track is {track.info.codec}")
+    queue = sub.queue
+    sub.track.detach(queue)
+    sub.ended = True
+    peer.subscriptions.pop(sub.id, None)
+    core._subscription_removed(sub)
+    queue._on_need_keyframe = track.request_keyframe
+    queue._need_keyframe = track.info.kind == "video"
+    moved = Subscription(peer, track, sub.transceiver, queue)
+    peer.subscriptions[moved.id] = moved
+    core._subscription_added(moved)
+    track.attach(queue)
+    return moved
 
 
 def sctp_channel_ids(peer: Peer) -> set[int]:

@@ -40,7 +40,6 @@ from gateway.db import Database
 from gateway.ratelimit import TokenBucketLimiter
 from media import (
     MediaCore,
-    MediaError,
     MediaEvent,
     NegotiationError,
     Peer,
@@ -699,6 +698,10 @@ class CallsService:
                 and track.trackName in (None, current.track_name))
         if not same:
             # point this transceiver at another remote track (no renegotiation needed)
+            if current.subscription.ended:
+                raise TrackError("invalid_track",
+                                 f"the track on transceiver {track.mid} has ended; pull the "
+                                 "new track with tracks/new")
             replacement = TrackObject(location="remote", sessionId=track.sessionId,
                                       trackName=track.trackName)
             track_id = await self._resolve_remote(session, replacement)
@@ -707,12 +710,13 @@ class CallsService:
             if info is not None and info.kind != transceiver.kind:
                 raise TrackError("invalid_track",
                                  f"transceiver {track.mid} carries {transceiver.kind}")
-            compat.release_transceiver(session.peer, current.subscription)
-            current.closed = True
             try:
-                sub = compat.subscribe_on_transceiver(session.peer, track_id, transceiver)
-            except (UnknownTrack, MediaError):
+                sub = compat.retarget_subscription(session.peer, current.subscription, track_id)
+            except UnknownTrack:
                 raise TrackError("track_not_found", "the track has ended") from None
+            except ValueError as exc:
+                raise TrackError("invalid_track", str(exc)) from None
+            current.closed = True
             current = RemoteTrack(track.sessionId or "", track.trackName or "", track_id, sub,
                                   negotiated=True)
             session.remote.append(current)

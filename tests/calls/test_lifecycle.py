@@ -105,3 +105,80 @@ async def test_session_of_another_replica_is_named(api: CallsApi, app: Quart) ->
                                  thirdparty=False))
     reply = await api.call("GET", "/sessions/elsewhere0000")
     assert reply.status == 409 and reply.body["errorCode"] == "session_on_other_instance"
+
+
+async def test_update_points_a_transceiver_at_another_track(api: CallsApi) -> None:
+    a, a_names = await push_camera(api)
+    b, b_names = await push_camera(api)
+    viewer = CallsPeer()
+    viewer.session_id = await api.new_session()
+    mids = await pull(api, viewer, a.session_id, [a_names["video"]])
+    mid = mids[a_names["video"]]
+    capture = viewer.captures[mid]
+    await wait_for(lambda: len(capture.frames) >= 3, 10)
+    path = f"/sessions/{viewer.session_id}/tracks/update"
+    reply = await api.call("PUT", path, {"tracks": [
+        {"location": "remote", "mid": mid, "sessionId": b.session_id,
+         "trackName": b_names["video"],
+         "simulcast": {"preferredRid": "h", "priorityOrdering": "asciibetical"}},
+        {"location": "remote", "mid": "77", "sessionId": b.session_id,
+         "trackName": b_names["audio"]},
+        {"location": "remote", "mid": mid, "sessionId": b.session_id,
+         "trackName": b_names["audio"]},
+    ]})
+    assert reply.status == 200, reply.body
+    moved, unknown, wrong_kind = reply.body["tracks"]
+    assert moved["sessionId"] == b.session_id and moved["mid"] == mid
+    assert moved["simulcast"]["preferredRid"] == "h"
+    assert unknown["errorCode"] == "unknown_mid"
+    assert wrong_kind["errorCode"] == "invalid_track"
+    assert reply.body["requiresImmediateRenegotiation"] is False
+    state = await api.state(viewer.session_id)
+    assert state[f"remote:{a_names['video']}"]["status"] == "inactive"
+    assert state[f"remote:{b_names['video']}"]["mid"] == mid
+    await a.close()  # what still arrives comes from B
+    await wait_for(lambda: api.client.app.extensions[EXTENSION].media.get_peer(a.session_id)
+                   is None, 10)
+    count = len(capture.frames)
+    await wait_for(lambda: len(capture.frames) > count + 5, 10)
+    assert (await api.state(viewer.session_id))[f"remote:{b_names['video']}"]["status"] == (
+        "active")
+    for peer in (b, viewer):
+        await peer.close()
+
+
+async def test_data_channels_without_sctp_get_an_sfu_offer(api: CallsApi) -> None:
+    a, _ = await push_camera(api)  # media only: no SCTP association yet
+    reply = await api.call("POST", f"/sessions/{a.session_id}/datachannels/new", {
+        "dataChannels": [{"location": "local", "dataChannelName": "events"},
+                         {"location": "local", "dataChannelName": "events"}]})
+    assert reply.status == 200
+    channel, duplicate = reply.body["dataChannels"]
+    assert duplicate["errorCode"] == "data_channel_exists"
+    assert reply.body["requiresImmediateRenegotiation"] is True
+    assert "m=application" in reply.body["sessionDescription"]["sdp"]
+    events = a.pc.createDataChannel("events", negotiated=True, id=channel["id"])
+    answer = await a.answer(reply.body["sessionDescription"])
+    reply = await api.call("PUT", f"/sessions/{a.session_id}/renegotiate",
+                           {"sessionDescription": {"type": "answer", "sdp": answer}})
+    assert reply.status == 200
+    await wait_for(lambda: events.readyState == "open", 10)
+
+    b = CallsPeer()
+    b.pc.createDataChannel("bootstrap")
+    reply = await api.call("POST", "/sessions/new", {
+        "sessionDescription": {"type": "offer", "sdp": await b.offer()}})
+    b.session_id = reply.body["sessionId"]
+    await b.accept(reply.body["sessionDescription"])
+    reply = await api.call("POST", f"/sessions/{b.session_id}/datachannels/new", {
+        "dataChannels": [{"location": "remote", "sessionId": a.session_id,
+                          "dataChannelName": "events"}]})
+    subscribed = b.pc.createDataChannel("events", negotiated=True,
+                                        id=reply.body["dataChannels"][0]["id"])
+    got: list[object] = []
+    subscribed.on("message", got.append)
+    await wait_for(lambda: subscribed.readyState == "open", 10)
+    events.send("ping")
+    await wait_for(lambda: got == ["ping"], 5)
+    await a.close()
+    await b.close()
