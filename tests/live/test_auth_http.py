@@ -206,7 +206,9 @@ async def test_rate_limit_is_per_ip_and_plain_text(tmp_path: Path) -> None:
     assert int(response.headers["Retry-After"]) >= 1
     status, _, _ = await call(client, "POST", "/api/whip/publish/demo", data="v=0")
     assert status == 429
-    # health and metrics are not limited
+    # session resources, health and metrics are not limited
+    status, _, _ = await call(client, "DELETE", "/api/whep/play/demo/" + "0" * 32)
+    assert status == 404
     assert (await call(client, "GET", "/healthz"))[0] == 200
     assert (await call(client, "GET", "/metrics"))[0] == 200
 
