@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from pathlib import Path
 
 import pytest
+import websockets
 
 from tests import contract
 from tests.brokerage.helpers import Api, Peer
@@ -152,8 +154,6 @@ async def test_websocket_http_errors(api: Api) -> None:
     plain = api.request("GET", f"/api/ws/{name}", params={"t": admin})
     assert plain.status_code == 426
     ws_url = api.base_url.replace("http://", "ws://")
-    import websockets
-
     for path, status in ((f"/api/ws/{name}", 401), (f"/api/ws/{name}?t=p_bogus.x", 401),
                          (f"/api/ws/{name}?t={admin[:-2]}AA", 401)):
         with pytest.raises(websockets.InvalidStatus) as info:
@@ -181,3 +181,36 @@ async def test_delete_closes_every_socket(api: Api) -> None:
     assert (await peer.expect("state"))["state"] == "CLOSED"
     gone = api.request("GET", f"/api/session/{name}", token=admin)
     assert gone.status_code == 404 and gone.json()["error"] == "SESSION_EXPIRED"
+
+
+async def test_forwarded_for_only_from_trusted_proxies(api: Api, tmp_path: Path) -> None:
+    from tests.server import start_server
+
+    async def registered_host(base_url: str, session: str, admin: str, token: str) -> str:
+        headers = {"X-Forwarded-For": "198.51.100.4"}
+        peers = []
+        for port in (8000, 8002):
+            url = base_url.replace("http://", "ws://") + f"/api/ws/{session}?t={token}"
+            peer = Peer(await websockets.connect(url, additional_headers=headers))
+            peers.append(peer)
+            await peer.send({"type": "register", "port": port})
+        message = await peers[0].expect("peer")
+        for peer in peers:
+            await peer.close()
+        return message["host"]
+
+    created = api.create(_name("xff"))
+    untrusted = await registered_host(api.base_url, created["session"], created["token"],
+                                      _peer_token(api, created["session"], created["token"]))
+    assert untrusted == "127.0.0.1"
+    proxied = start_server(tmp_path / "data", env={
+        "MEDIAGATE_TRUSTED_PROXIES": "127.0.0.0/8", "PUNCH_RATE_LIMIT": "0"})
+    try:
+        other = Api(proxied.base_url)
+        created = other.create("xff")
+        host = await registered_host(proxied.base_url, "xff", created["token"],
+                                     _peer_token(other, "xff", created["token"]))
+        assert host == "198.51.100.4"
+        other.close()
+    finally:
+        assert proxied.stop() == 0

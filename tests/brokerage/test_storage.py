@@ -1,0 +1,99 @@
+"""The brokerage's storage and state machine on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from gateway.brokerage.errors import PunchError
+from gateway.brokerage.relay import RelayManager
+from gateway.brokerage.service import BrokerageService, Config, CreateSession
+from gateway.brokerage.signalling import SignalConnection, Signalling
+from gateway.brokerage.tokens import TokenSigner
+from gateway.db import Database
+from gateway.migrate import upgrade
+from tests.brokerage.helpers import check_server_message
+
+
+def drain(connection: SignalConnection) -> list[dict[str, Any]]:
+    messages = []
+    while not connection.outbox.empty():
+        message = connection.outbox.get_nowait()
+        check_server_message(message)
+        messages.append(message)
+    return messages
+
+
+def _config() -> Config:
+    return Config(max_streams=16, default_ttl=1800, turnstile_secret=None,
+                  turnstile_verify_url="http://127.0.0.1:9/", public_url=None)
+
+
+async def test_state_machine_on_both_databases(database_url: str) -> None:
+    await asyncio.to_thread(upgrade, database_url)
+    db = Database(database_url)
+    service = BrokerageService(db, TokenSigner(b"k" * 32), _config(),
+                               relays=RelayManager(binary="false"))
+    signalling = Signalling(service)
+    try:
+        created = await service.create_session(
+            CreateSession(name="store", streams=["cam"], latency=200, ttl=120), "127.0.0.1")
+        with pytest.raises(PunchError) as taken:
+            await service.create_session(
+                CreateSession(name="store", streams=[], latency=200, ttl=120), "127.0.0.1")
+        assert taken.value.code == "SESSION_EXISTS"
+        admin = service.verify(created.token)
+        peer = service.verify(service.mint(created.session, "cam"))
+        observer = await signalling.open("store", admin, "10.0.0.9", "127.0.0.1")
+        a = await signalling.open("store", peer, "198.51.100.1", "127.0.0.1")
+        b = await signalling.open("store", peer, "203.0.113.7", "127.0.0.1")
+        c = await signalling.open("store", peer, "203.0.113.8", "127.0.0.1")
+        await signalling.handle_text(a, '{"type": "register", "port": 4000}')
+        await signalling.handle_text(b, '{"type": "register", "port": 4002}')
+        await signalling.handle_text(c, '{"type": "register", "port": 4004}')
+        assert next(m for m in drain(c) if m["type"] == "error")["error"] == "STREAM_TAKEN"
+        peer_a = next(m for m in drain(a) if m["type"] == "peer")
+        assert (peer_a["host"], peer_a["port"]) == ("203.0.113.7", 4002)
+        assert [m["type"] for m in drain(observer)] == ["state", "peer_match", "state"]
+        body = await service.describe("store", admin)
+        assert body["state"] == "READY" and body["streams"]["cam"]["peers"] == 2
+
+        # both fail to punch: the relay (here a binary that exits at once) fails,
+        # and a failed relay closes the session
+        await signalling.handle_text(a, '{"type": "status", "srt": "error"}')
+        await signalling.handle_text(b, '{"type": "status", "srt": "error"}')
+        relay = [m for m in drain(b) if m["type"] == "relay"]
+        assert relay and relay[0]["role"] == "receiver"
+        for _ in range(100):
+            if "CLOSED" in [m.get("state") for m in drain(observer)]:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("a failed relay did not close the session")
+        with pytest.raises(PunchError) as gone:
+            await service.describe("store", admin)
+        assert gone.value.code == "SESSION_EXPIRED"
+        for connection in (observer, a, b, c):
+            await signalling.close(connection)
+
+        # expiry and the sweeper
+        await service.create_session(
+            CreateSession(name="ttl", streams=[], latency=200, ttl=60), "127.0.0.1")
+        now = time.time()
+        service.clock = lambda: now + 61
+        assert await service.sweep() == 1
+        service.clock = lambda: now + 1000
+        await service.sweep()
+        async with db.session() as session:
+            from sqlalchemy import func, select
+
+            from gateway.brokerage.models import PunchSession, PunchStream
+
+            assert await session.scalar(select(func.count()).select_from(PunchSession)) == 0
+            assert await session.scalar(select(func.count()).select_from(PunchStream)) == 0
+    finally:
+        await service.stop()
+        await db.close()
