@@ -278,7 +278,7 @@ class BrokerageService:
                              f"both peers of stream {target.name!r} must register first")
         a, b = peers["a"], peers["b"]
         stream_id = f"{row.name}/{target.name}"
-        relay = target.state == RELAYING and target.relay_port_a is not None
+        relay = target.relay_port_a is not None  # once relayed, the relay carries it
         if relay:
             sender = target.relay_sender or "a"
             role_a: connect.Role = "sender" if sender == "a" else "receiver"

@@ -172,7 +172,8 @@ class Signalling:
                 row = await service._live(db, connection.session)
                 streams = await service._streams(db, row.name)
                 wanted = stream_name or connection.stream or (
-                    claims.stream if not claims.is_admin else streams[0].name)
+                    claims.stream if not claims.is_admin
+                    else await self._first_open_stream(db, streams))
                 stream = next((s for s in streams if s.name == wanted), None)
                 if stream is None:
                     raise SignalError("INVALID_MESSAGE", f"no stream named {wanted!r}")
@@ -215,6 +216,16 @@ class Signalling:
                                            latency, passphrase)
             if changed:
                 await self._announce_state(connection.session, changed)
+
+    async def _first_open_stream(self, db: Any, streams: list[PunchStream]) -> str:
+        """An admin registering without `stream` takes the first stream with a free side."""
+        taken: dict[int, int] = {}
+        for peer in await self.service._peers(db, [s.id for s in streams]):
+            taken[peer.stream_id] = taken.get(peer.stream_id, 0) + 1
+        for stream in streams:
+            if taken.get(stream.id, 0) < 2:
+                return stream.name
+        raise SignalError("SESSION_FULL", "every stream of this session has two peers")
 
     async def _announce_match(self, session: str, stream: str, a: PunchPeer, b: PunchPeer,
                               latency: int, passphrase: str) -> None:

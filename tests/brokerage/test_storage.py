@@ -58,6 +58,10 @@ async def test_state_machine_on_both_databases(database_url: str) -> None:
         peer_a = next(m for m in drain(a) if m["type"] == "peer")
         assert (peer_a["host"], peer_a["port"]) == ("203.0.113.7", 4002)
         assert [m["type"] for m in drain(observer)] == ["state", "peer_match", "state"]
+        # an admin registering without a stream takes a free side, if any is left
+        await signalling.handle_text(observer, '{"type": "register", "port": 4006}')
+        assert next(m for m in drain(observer) if m["type"] == "error")["error"] == (
+            "SESSION_FULL")
         body = await service.describe("store", admin)
         assert body["state"] == "READY" and body["streams"]["cam"]["peers"] == 2
 
