@@ -8,8 +8,10 @@
    one publisher (audio + VP8 video) and no pullers, then with `--pullers` sessions each
    pulling both tracks; the difference divided by the number of pulled tracks.
 
-Pullers capture encoded frames through media.hook (nothing decodes). Prints JSON and writes
-bench/results/calls_pull.json.
+The publisher sends Opus (aiortc's silence) and a 720p30 H.264 clip of about 1.2 Mbit/s,
+encoded once with libx264 and looped (bench/fanout.py's ClipTrack; a PLI restarts it at its
+keyframe, as an encoder would send one). Pullers capture encoded frames through media.hook
+(nothing decodes). Prints JSON and writes bench/results/calls_pull.json.
 """
 
 from __future__ import annotations
@@ -28,12 +30,13 @@ from typing import Any
 
 import httpx
 import psutil
-from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.fanout import ClipTrack, encode_clip  # noqa: E402
 from media import hook  # noqa: E402
 
 APP_ID = "bench-app"
@@ -82,11 +85,14 @@ class Api:
         return payload
 
 
-async def push(api: Api) -> tuple[RTCPeerConnection, str, dict[str, str]]:
+async def push(api: Api, clip: list[bytes]) -> tuple[RTCPeerConnection, str, dict[str, str]]:
     pc = RTCPeerConnection()
-    audio, video = AudioStreamTrack(), VideoStreamTrack()
+    audio, video = AudioStreamTrack(), ClipTrack(clip)
     pc.addTransceiver(audio, direction="sendonly")
-    pc.addTransceiver(video, direction="sendonly")
+    transceiver = pc.addTransceiver(video, direction="sendonly")
+    transceiver.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
+                                     if c.mimeType in ("video/H264", "video/rtx")])
+    transceiver.sender._send_keyframe = video.restart  # type: ignore[method-assign]
     session = (await api.call("POST", "/sessions/new"))["sessionId"]
     await pc.setLocalDescription(await pc.createOffer())
     mids = {t.sender.track.id: t.mid for t in pc.getTransceivers()}
@@ -149,10 +155,11 @@ def cpu_seconds(process: psutil.Process) -> float:
 
 async def run(base: str, pid: int, runs: int, pullers: int, window: float) -> dict[str, Any]:
     gateway = psutil.Process(pid)
+    clip = await asyncio.to_thread(encode_clip)
     async with httpx.AsyncClient(base_url=base, timeout=30,
                                  headers={"Authorization": f"Bearer {APP_SECRET}"}) as client:
         api = Api(client)
-        publisher, source, names = await push(api)
+        publisher, source, names = await push(api, clip)
         await wait_until(lambda: publisher.iceConnectionState == "completed"
                          or publisher.connectionState == "connected", 10)
         await asyncio.sleep(2)
@@ -199,7 +206,7 @@ async def run(base: str, pid: int, runs: int, pullers: int, window: float) -> di
             "per_pulled_track_percent": round(100 * (loaded_cpu - base_cpu) / tracks, 2),
             "frames_per_puller_per_second": [round(r / window, 1) for r in received],
         },
-        "media": "aiortc publisher: Opus 48 kHz + VP8 640x480 30 fps; pullers capture encoded",
+        "media": "Opus 48 kHz + H.264 1280x720 30 fps ~1.2 Mbit/s; pullers capture encoded",
         "window_s": window,
         "cpu_count": os.cpu_count(),
         "loadavg": os.getloadavg(),
