@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
@@ -71,12 +72,14 @@ def _next_cursor(page: Page[Any]) -> str | None:
 
 
 async def _json_body() -> Any:
-    if not await request.get_data():
+    raw = await request.get_data()
+    if not raw:
         raise ApiError(400, "a JSON body is required", code="invalid_request")
-    body = await request.get_json(force=True, silent=True)
-    if body is None:
-        raise ApiError(400, "the request body is not valid JSON", code="invalid_request")
-    return body
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except ValueError:  # includes UnicodeDecodeError
+        raise ApiError(400, "the request body is not valid UTF-8 JSON",
+                       code="invalid_request") from None
 
 
 def _whip_path(studio_id: str, source_id: str) -> str:

@@ -373,6 +373,8 @@ class StudioService:
         A new publisher replaces the previous one of the same source.
         """
         await self._ingest_source(studio_id, source_id)
+        if "m=audio" not in offer and "m=video" not in offer:
+            raise InvalidRequest("the offer publishes no audio or video")
         for old in [w for w in self.whip_sessions.values() if w.source_id == source_id]:
             await self._close_whip(old)
         peer = await self.media.create_peer(f"studio-{source_id}-{secrets.token_hex(4)}")
@@ -386,6 +388,9 @@ class StudioService:
         except Exception:
             await peer.close("negotiation failed")
             raise
+        if not self.media.list_tracks(ingest_prefix(studio_id, source_id) + "/"):
+            await peer.close("nothing published")
+            raise InvalidRequest("the offer publishes no audio or video (sendonly/sendrecv)")
         whip = WhipSession(secrets.token_hex(12), studio_id, source_id, peer.id)
         self.whip_sessions[whip.id] = whip
         return whip.id, answer
