@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from gateway.host import hostinfo
 from gateway.host.gamestream import GameStreamPairing, fingerprint_of, xml
 from gateway.host.native import NativePairing, PairingClosed, PairingFailed, UnknownCeremony
+from gateway.ratelimit import TokenBucketLimiter
 from gateway.settings import Settings
 
 log = logging.getLogger("mediagate.host")
@@ -96,6 +97,8 @@ class DeviceServer:
         self.codecs = codecs
         self.host = settings.bind_host_port[0] or "0.0.0.0"
         self._servers: list[asyncio.Server] = []
+        # native device endpoints cost EC math and rows: a few per second per address
+        self._limiter = TokenBucketLimiter(rate=2.0, burst=20)
         self._connections: set[asyncio.Task[Any]] = set()
         self._tls_cache: tuple[tuple[str, ...], ssl.SSLContext] | None = None
         self._keydir = tempfile.TemporaryDirectory(prefix="mediagate-gs-")
@@ -172,7 +175,8 @@ class DeviceServer:
     async def _respond(self, writer: asyncio.StreamWriter, reply: Reply) -> None:
         status, content_type, body = reply
         reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-                  404: "Not Found", 405: "Method Not Allowed", 409: "Conflict"}.get(status, "")
+                  404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
+                  429: "Too Many Requests", 503: "Service Unavailable"}.get(status, "")
         head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
         writer.write(head.encode() + body)
@@ -186,7 +190,8 @@ class DeviceServer:
             await self._respond(writer, _json(400, {"error": str(exc)}))
             return
         if request is not None:
-            await self._respond(writer, await self._dispatch(*request, client_der=None))
+            await self._respond(writer, await self._dispatch(
+                *request, client_der=None, peer_ip=_peer_ip(writer)))
 
     async def _upgrade(self, transport: asyncio.Transport) -> None:
         """TLS with the trust store of this moment, then serve; reading stays paused until
@@ -226,10 +231,11 @@ class DeviceServer:
         if der is None or await self.store.paired_client(fingerprint_of(der)) is None:
             await self._respond(writer, _xml(xml(401, "The client is not authorized")))
             return
-        await self._respond(writer, await self._dispatch(*request, client_der=der))
+        await self._respond(writer, await self._dispatch(
+            *request, client_der=der, peer_ip=_peer_ip(writer)))
 
     async def _dispatch(self, method: str, target: str, body: bytes,
-                        client_der: bytes | None) -> Reply:
+                        client_der: bytes | None, peer_ip: str = "") -> Reply:
         url = urlsplit(target)
         params = dict(parse_qsl(url.query, keep_blank_values=True))
         path = url.path.rstrip("/") or "/"
@@ -246,6 +252,8 @@ class DeviceServer:
         if path.startswith("/punktfunk/v1/"):
             if method != "POST":
                 return _json(405, {"error": "method not allowed"})
+            if not self._limiter.hit_now(peer_ip).allowed:
+                return _json(429, {"error": "too many requests"})
             return await self._native(path.removeprefix("/punktfunk/v1/"), body)
         return _json(404, {"error": "not found"})
 
@@ -313,6 +321,11 @@ class DeviceServer:
         device = await self.store.knock(fingerprint, name)
         return _json(403, {"paired": False, "pending_id": device.id,
                            "error": "pairing required"})
+
+
+def _peer_ip(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) and peer else ""
 
 
 def _identity(body: dict[str, Any]) -> tuple[str, str]:

@@ -44,6 +44,7 @@ log = logging.getLogger("mediagate.host")
 
 PIN_WAIT_SECONDS = 120.0
 SESSION_SECONDS = 300.0
+MAX_HANDSHAKES = 16
 
 
 def fingerprint_of(der: bytes) -> str:
@@ -170,6 +171,11 @@ class GameStreamPairing:
         previous = self._handshakes.pop(uniqueid, None)
         if previous is not None and not previous.pin.done():
             previous.pin.cancel()
+        now = time.monotonic()
+        for stale in [u for u, h in self._handshakes.items() if h.key and h.expires < now]:
+            del self._handshakes[stale]
+        if len(self._handshakes) >= MAX_HANDSHAKES:
+            return xml(503, "too many pairing attempts in progress", paired=0)
         handshake = _Handshake(uniqueid, salt, cert)
         self._handshakes[uniqueid] = handshake
         self._waiting.append(handshake)

@@ -35,6 +35,7 @@ from media import MediaCore, UnknownTrack
 log = logging.getLogger("mediagate.host")
 
 PENDING_TTL = timedelta(minutes=10)
+MAX_PENDING = 100
 STREAM_CODECS = {"video/h264": "h264", "video/h265": "h265", "video/av1": "av1"}
 RTP_PAYLOAD_BYTES = 1300  # aiortc's RTP packet budget for forwarded video
 
@@ -136,6 +137,12 @@ class HostStore:
             row = await session.scalar(select(HostPendingDevice).where(
                 HostPendingDevice.fingerprint == fingerprint))
             if row is None:
+                # bounded: the oldest knocks make room (they would expire anyway)
+                ids = list(await session.scalars(select(HostPendingDevice.id).order_by(
+                    HostPendingDevice.last_seen.desc()).offset(MAX_PENDING - 1)))
+                if ids:
+                    await session.execute(
+                        delete(HostPendingDevice).where(HostPendingDevice.id.in_(ids)))
                 row = HostPendingDevice(fingerprint=fingerprint, name=name, last_seen=_now())
                 session.add(row)
             else:

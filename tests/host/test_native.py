@@ -204,3 +204,21 @@ async def test_native_disabled_without_device_port(tmp_path: Path) -> None:
         await api.json("POST", "/api/v1/native/pair/arm", json={}, status=503)
         await api.json("DELETE", "/api/v1/native/pair", status=503)
         assert await api.json("GET", "/api/v1/native/pending") == []
+
+
+async def test_device_endpoints_are_rate_limited_and_pending_is_bounded(
+        device_app: Quart) -> None:
+    api, base = Api(device_app), device_url(device_app)
+    statuses = []
+    async with httpx.AsyncClient(base_url=base) as http:
+        for _ in range(30):
+            response = await http.post("/punktfunk/v1/knock",
+                                       json={"fingerprint": _fingerprint()})
+            statuses.append(response.status_code)
+    assert statuses[:20] == [403] * 20 and 429 in statuses[20:]
+    store = device_app.extensions["mediagate"].services["host"].store
+    for index in range(110):
+        await store.knock(_fingerprint(), f"flood {index}")
+    pending = await api.json("GET", "/api/v1/native/pending")
+    assert len(pending) == 100
+    assert pending[-1]["name"] == "flood 109"
