@@ -125,3 +125,21 @@ async def test_json_write_rules(api: Api) -> None:
     await api.json("POST", "/api/v1/pair/pin", status=409, json={"pin": "1234"})
     await api.json("POST", "/api/v1/native/pair/arm", status=422, json={"ttl_secs": "x"})
     assert await api.json("GET", "/api/v1/library") == []  # nothing was stored
+
+
+def test_hardware_encoders_count_only_when_they_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.host import hostinfo
+
+    present = {"h264_nvenc", "hevc_nvenc", "av1_nvenc"}
+    monkeypatch.setattr(hostinfo, "_has_encoder", lambda name: name in present)
+    opening: set[str] = set()
+    monkeypatch.setattr(hostinfo, "_hardware_opens", lambda name: name in opening)
+    assert hostinfo.detect_codecs() == []
+    opening.add("hevc_nvenc")
+    assert hostinfo.detect_codecs() == ["h265"]
+    present.add("libx264")
+    assert hostinfo.detect_codecs() == ["h264", "h265"]
+    # on this machine: nvenc is compiled into PyAV's FFmpeg, but without a GPU it never opens
+    monkeypatch.undo()
+    assert hostinfo._has_encoder("libx264")
+    assert not hostinfo._hardware_opens("no_such_encoder")
