@@ -217,8 +217,9 @@ class Settings(BaseModel):
     gamestream_https_port: int = Field(
         0, alias="MEDIAGATE_GAMESTREAM_HTTPS_PORT", ge=0, le=65535
     )
+    # samples cannot come faster than the media core's own 1 s stats
     stats_capture_period: float = Field(
-        1.0, alias="MEDIAGATE_STATS_CAPTURE_PERIOD", ge=0.2, le=2.0
+        1.0, alias="MEDIAGATE_STATS_CAPTURE_PERIOD", ge=1.0, le=2.0
     )
 
     @model_validator(mode="after")

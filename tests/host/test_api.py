@@ -143,3 +143,18 @@ def test_hardware_encoders_count_only_when_they_open(monkeypatch: pytest.MonkeyP
     monkeypatch.undo()
     assert hostinfo._has_encoder("libx264")
     assert not hostinfo._hardware_opens("no_such_encoder")
+
+
+@pytest.mark.parametrize("env", [
+    {"MEDIAGATE_GAMESTREAM_HTTP_PORT": "47989"},
+    {"MEDIAGATE_GAMESTREAM_HTTP_PORT": "47989", "MEDIAGATE_GAMESTREAM_HTTPS_PORT": "47989"},
+    {"MEDIAGATE_STATS_CAPTURE_PERIOD": "0.1"},
+    {"PUNKTFUNK_MGMT_TOKEN": "short"},
+])
+def test_host_settings_are_validated(env: dict[str, str]) -> None:
+    from gateway.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env(env)
+    assert next(iter(env)) in str(error.value) or "MEDIAGATE_GAMESTREAM" in str(error.value)
+    assert "short" not in str(error.value)
