@@ -22,7 +22,7 @@ from aiortc import RTCDataChannel, RTCRtpTransceiver
 from aiortc import sdp as aiortc_sdp
 from sqlalchemy import update
 
-from gateway.calls import media as compat
+from gateway.calls import mediacompat as compat
 from gateway.calls.apps import AppStore
 from gateway.calls.models import CallsSession
 from gateway.calls.schemas import (
