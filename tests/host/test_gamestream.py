@@ -58,6 +58,7 @@ class Outcome:
 
 class MoonlightClient:
     def __init__(self, tmp: Path) -> None:
+        tmp.mkdir(parents=True, exist_ok=True)
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "NVIDIA GameStream Client")])
         now = datetime.now(UTC)
@@ -169,6 +170,13 @@ async def test_moonlight_pairs_and_is_refused_after_unpairing(gs_app: Quart,
         assert challenge["paired"] == "1"
         secure_info = _xml(await https.get("/serverinfo"))
         assert secure_info["PairStatus"] == "1"
+
+    stranger = MoonlightClient(tmp_path / "stranger")
+    stranger.server_pem = client.server_pem
+    with pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)):
+        async with httpx.AsyncClient(base_url=https_url, verify=stranger.tls(),
+                                     timeout=10) as https:
+            await https.get("/serverinfo")
 
     await api.json("DELETE", "/api/v1/clients/nothex", status=400)
     await api.json("DELETE", f"/api/v1/clients/{'0' * 64}", status=404)
