@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from gateway.apis import ApiMount
+from gateway.host.cli import add_commands
 from gateway.host.routes import create_blueprint
 from gateway.host.schemas import render_error
 
@@ -65,4 +66,5 @@ MOUNT = ApiMount(
     prefixes=("/api/v1/",),
     start=_start,
     stop=_stop,
+    add_commands=add_commands,
 )

@@ -77,3 +77,25 @@ async def test_store_round_trips(database_url: str) -> None:
         assert await store.native_clients() == []
     finally:
         await db.close()
+
+
+def test_admin_commands(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("MEDIAGATE_", "PUNKTFUNK_"))}
+    env |= {"MEDIAGATE_DATA_DIR": str(tmp_path / "data"), "MEDIAGATE_BIND": "0.0.0.0:18080"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "gateway", *args], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    first = json.loads(run("host-token").stdout)
+    assert first["required"] is True and len(first["token"]) == 64
+    assert json.loads(run("host-token").stdout)["token"] == first["token"]
+    assert json.loads(run("host-clients", "list").stdout) == {"gamestream": [], "native": []}
+    missing = run("host-clients", "unpair", "0" * 64)
+    assert missing.returncode == 1 and "no paired client" in missing.stderr
