@@ -50,6 +50,8 @@ class MediaConfig:
     connect_timeout: float = 30.0
     video_queue_frames: int = 60
     audio_queue_frames: int = 100
+    # SO_RCVBUF for each peer's UDP sockets (the kernel caps it at net.core.rmem_max).
+    udp_receive_buffer: int | None = 2 * 1024 * 1024
 
     def queue_frames(self, kind: Kind | str) -> int:
         return self.video_queue_frames if kind == "video" else self.audio_queue_frames

@@ -18,12 +18,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import socket
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import aiortc
 import aiortc.rtcrtpreceiver as _receiver_module
+from aiortc import RTCPeerConnection
 from aiortc.codecs.base import Decoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -191,6 +193,23 @@ def watch_sender_rtcp(
         await original(packet)
 
     sender._handle_rtcp_packet = _handle_rtcp_packet  # type: ignore[method-assign]
+
+
+def set_receive_buffer(pc: RTCPeerConnection, size: int) -> int:
+    """Set SO_RCVBUF on every ICE socket of `pc` (gathered ones); returns how many were set.
+
+    The event loop reads one datagram per socket per iteration; a larger kernel buffer rides
+    out loop stalls (fan-out bursts, GC) instead of dropping the publisher's packets.
+    """
+    count = 0
+    for transceiver in pc.getTransceivers():
+        connection = transceiver.receiver.transport.transport.iceGatherer._connection
+        for protocol in connection._protocols:
+            sock = protocol.transport.get_extra_info("socket") if protocol.transport else None
+            if sock is not None and sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < size:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+                count += 1
+    return count
 
 
 class _CountingDecoder(Decoder):

@@ -165,16 +165,23 @@ class Peer:
                     if self.core.get_track(track_id) is not None or track_id in to_publish.values():
                         raise TrackExists(track_id)
                     to_publish[mid] = track_id
+            subscribe = list(subscribe)
+            for track_id in subscribe:
+                self.core._get_published(track_id)  # raises UnknownTrack before any change
             added = [self._add_subscription(track_id) for track_id in subscribe]
             try:
                 await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
                 self._install_hooks()
                 answer = await self.pc.createAnswer()
                 await self.pc.setLocalDescription(answer)
+                self._tune_sockets()
             except Exception as exc:
                 for sub in added:
                     self._remove_subscription(sub)
                 raise NegotiationError(str(exc)) from exc
+            for sub in added:
+                if sub.mid is None:  # the offer had no free m-line of this kind
+                    self._remove_subscription(sub)
             self._register_published(to_publish)
             return self.pc.localDescription.sdp
 
@@ -185,6 +192,7 @@ class Peer:
             try:
                 offer = await self.pc.createOffer()
                 await self.pc.setLocalDescription(offer)
+                self._tune_sockets()
             except Exception as exc:
                 raise NegotiationError(str(exc)) from exc
             self._install_hooks()
@@ -198,6 +206,14 @@ class Peer:
             except Exception as exc:
                 raise NegotiationError(str(exc)) from exc
             self._install_hooks()
+
+    def _tune_sockets(self) -> None:
+        size = self.core.config.udp_receive_buffer
+        if size:
+            try:
+                hook.set_receive_buffer(self.pc, size)
+            except OSError:
+                logger.warning("peer %s: cannot set SO_RCVBUF", self.id, exc_info=True)
 
     def _install_hooks(self) -> None:
         # Runs right after set*Description returns, before aiortc's connect task can call

@@ -167,6 +167,7 @@ class StatsSampler:
             out.tracks[track_id] = ts
 
         for peer_id, peer in list(core.peers.items()):
+            await asyncio.sleep(0)  # spread the work: do not stall forwarding for all peers
             try:
                 report = await peer.pc.getStats()
             except Exception:
