@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import queue
 import threading
+from pathlib import Path
 
 import aiortc
 import aiortc.rtcrtpreceiver as rtcrtpreceiver
@@ -16,6 +17,8 @@ from aiortc.jitterbuffer import JitterFrame
 from media_clients import Publisher, wait_for
 
 from media import MediaCore, hook
+
+RMEM_MAX = Path("/proc/sys/net/core/rmem_max")
 
 
 def params(func: object) -> list[str]:
@@ -125,3 +128,20 @@ async def test_hooked_receiver_never_decodes_and_thread_exits(core: MediaCore) -
         assert not thread.is_alive()
     await asyncio.sleep(0)
     assert not {t for t in threading.enumerate() if t.name.endswith("-decoder")} - threads_before
+
+
+async def test_receive_buffer_on_ice_sockets() -> None:
+    import socket
+
+    pc = RTCPeerConnection()
+    try:
+        pc.addTransceiver("video", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())  # gathers: sockets exist now
+        connection = pc.getTransceivers()[0].receiver.transport.transport.iceGatherer._connection
+        assert connection._protocols, "aioice Connection._protocols is gone or empty"
+        assert hook.set_receive_buffer(pc, 1 << 20) == len(connection._protocols)
+        sock = connection._protocols[0].transport.get_extra_info("socket")
+        rmem_max = int(RMEM_MAX.read_text())  # noqa: ASYNC240 (procfs, instant)
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= min(1 << 20, rmem_max)
+    finally:
+        await pc.close()
