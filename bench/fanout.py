@@ -27,6 +27,7 @@ import av
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RtpPacket
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -126,27 +127,59 @@ def prefer_h264(pc: RTCPeerConnection, direction: str, track: MediaStreamTrack |
 
 
 class Viewer:
-    def __init__(self) -> None:
+    """Counts received frames without decoding.
+
+    Default: complete frames from aiortc's jitter buffer via media.hook (NACK active).
+    `light=True`: the receiver only counts RTP packets carrying the marker bit (last packet of
+    a frame), skipping aiortc's per-packet receive path so one client process can hold 40
+    viewers on a 2-core machine; lost packets are then not repaired.
+    """
+
+    def __init__(self, light: bool = False) -> None:
         self.pc = RTCPeerConnection()
         prefer_h264(self.pc, "recvonly", None)
+        self.light = light
         self.frames = 0
+        self.packets = 0
+        self.timestamps: list[int] = []  # RTP timestamp of every complete frame, in order
         self.first_frame_at: float | None = None
         self.peer_id = ""
+        self._media_pts: set[int] = set()
 
     def _on_frame(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
         if self.first_frame_at is None:
             self.first_frame_at = time.monotonic()
         self.frames += 1
+        self.timestamps.append(frame.timestamp)
+
+    async def _count_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        if packet.payload_type in self._media_pts:
+            self.packets += 1
+            if packet.marker:
+                if self.first_frame_at is None:
+                    self.first_frame_at = time.monotonic()
+                self.frames += 1
+                self.timestamps.append(packet.timestamp)
 
     async def connect(self, sig: Signalling, tracks: list[str]) -> float:
         """Returns the monotonic time the subscribe request was sent."""
         await self.pc.setLocalDescription(await self.pc.createOffer())
         for transceiver in self.pc.getTransceivers():
-            hook.install_receive_hook(transceiver.receiver).bind(self._on_frame, lambda: None)
+            receiver = transceiver.receiver
+            if self.light:
+                receiver._handle_rtp_packet = self._count_packet  # type: ignore[method-assign]
+            else:
+                hook.install_receive_hook(receiver).bind(self._on_frame, lambda: None)
         requested = time.monotonic()
         reply = await sig.call(op="subscribe", offer=self.pc.localDescription.sdp, tracks=tracks)
         self.peer_id = reply["peer"]
         await self.pc.setRemoteDescription(RTCSessionDescription(reply["answer"], "answer"))
+        self._media_pts = {
+            c.payloadType
+            for t in self.pc.getTransceivers()
+            for c in t._codecs
+            if c.mimeType.lower() != "video/rtx"
+        }
         return requested
 
     async def close(self, sig: Signalling) -> None:
@@ -163,12 +196,101 @@ async def wait_until(predicate: Any, limit: float) -> bool:
     return True
 
 
+def frames_in_window(timestamps: list[int], window: float) -> float:
+    """Share of the frames the publisher sent in `window` seconds of media time that arrived.
+
+    The window starts at the first frame in `timestamps`; the publisher sends exactly one frame
+    every 90000/FPS ticks, so the expected count is window * FPS regardless of boundaries.
+    """
+    if not timestamps:
+        return 0.0
+    first, span = timestamps[0], int(window * 90000)
+    seen = {ts for ts in timestamps if (ts - first) % 2**32 < span}
+    return len(seen) / (window * FPS)
+
+
+async def core_stats(sig: Signalling, mode: str, track_id: str) -> dict[str, int]:
+    """MediaCore counters of the published track and its subscriptions (core mode only)."""
+    if mode != "core":
+        return {}
+    stats = await sig.call(op="stats")
+    track = stats["tracks"][track_id]
+    subs = stats["subscriptions"].values()
+    return {
+        "frames_received": track["frames"],
+        "packets_lost_upstream": track["packets_lost"],
+        "nacks_sent_upstream": track["nacks_sent"],
+        "plis_sent_upstream": track["plis_sent"],
+        "frames_dropped_in_queues": sum(s["frames_dropped"] for s in subs),
+        "nacks_from_viewers": sum(s["nacks_received"] for s in subs),
+    }
+
+
 def own_cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
 
 
-async def run_mode(mode: str, clip: list[bytes], ns: list[int], window: float) -> dict[str, Any]:
+async def publish(port: int) -> None:
+    """Publisher process: publish the clip, answer "sent" lines with the frame count."""
+    loopback_only()
+    clip = encode_clip()
+    sig = Signalling(*await asyncio.open_connection("127.0.0.1", port))
+    publisher = RTCPeerConnection()
+    track = ClipTrack(clip)
+    prefer_h264(publisher, "sendonly", track)
+    await publisher.setLocalDescription(await publisher.createOffer())
+    reply = await sig.call(op="publish", offer=publisher.localDescription.sdp)
+    await publisher.setRemoteDescription(RTCSessionDescription(reply["answer"], "answer"))
+    sender = publisher.getSenders()[0]
+    sender._send_keyframe = track.restart  # type: ignore[method-assign]
+    print("TRACKS", json.dumps(reply["tracks"]), flush=True)
+    loop = asyncio.get_running_loop()
+    while await loop.run_in_executor(None, sys.stdin.readline):
+        print(track.sent, flush=True)
+    await publisher.close()
+    sig.writer.close()
+
+
+class PublisherProcess:
+    """The publisher runs in its own process so its pacing is not disturbed by the viewers."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, tracks: list[str]) -> None:
+        self.proc = proc
+        self.tracks = tracks
+
+    @classmethod
+    async def start(cls, port: int) -> PublisherProcess:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(ROOT / "bench" / "fanout.py"),
+            "--publish",
+            str(port),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        line = (await proc.stdout.readline()).decode()
+        assert line.startswith("TRACKS "), line
+        return cls(proc, json.loads(line[7:]))
+
+    async def sent(self) -> int:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(b"sent\n")
+        await self.proc.stdin.drain()
+        return int(await self.proc.stdout.readline())
+
+    async def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 20)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+async def run_mode(mode: str, ns: list[int], window: float, light: bool) -> dict[str, Any]:
     cmd = [sys.executable, str(ROOT / "bench" / "runner.py")]
     if mode == "relay":
         cmd.append("--relay")
@@ -179,16 +301,9 @@ async def run_mode(mode: str, clip: list[bytes], ns: list[int], window: float) -
     port = int((await proc.stdout.readline()).split()[1])
     sig = Signalling(*await asyncio.open_connection("127.0.0.1", port))
     out: dict[str, Any] = {"mode": mode, "points": []}
-    publisher = RTCPeerConnection()
+    publisher = await PublisherProcess.start(port)
     try:
-        track = ClipTrack(clip)
-        prefer_h264(publisher, "sendonly", track)
-        await publisher.setLocalDescription(await publisher.createOffer())
-        reply = await sig.call(op="publish", offer=publisher.localDescription.sdp)
-        await publisher.setRemoteDescription(RTCSessionDescription(reply["answer"], "answer"))
-        sender = publisher.getSenders()[0]
-        sender._send_keyframe = track.restart  # type: ignore[method-assign]
-        tracks = reply["tracks"]
+        tracks = publisher.tracks
         await asyncio.sleep(3)
 
         # gateway cost with the publisher alone
@@ -200,21 +315,26 @@ async def run_mode(mode: str, clip: list[bytes], ns: list[int], window: float) -
 
         for n in ns:
             rss_before = (await sig.call(op="usage"))["rss"]
-            viewers = [Viewer() for _ in range(n)]
+            viewers = [Viewer(light=light) for _ in range(n)]
             for viewer in viewers:
                 await viewer.connect(sig, tracks)
             all_flowing = await wait_until(lambda vs=viewers: all(v.frames > 0 for v in vs), 30)
             await asyncio.sleep(2)
             rss_after = (await sig.call(op="usage"))["rss"]
-            u0, sent0, my0 = await sig.call(op="usage"), track.sent, own_cpu()
-            await asyncio.sleep(0.1)  # counts at viewers lag the publisher by ~1 frame + network
-            got0 = [v.frames for v in viewers]
+            stats0 = await core_stats(sig, mode, tracks[0])
+            await sig.call(op="lag")
+            u0, sent0, my0 = await sig.call(op="usage"), await publisher.sent(), own_cpu()
+            start = [len(v.timestamps) for v in viewers]
             await asyncio.sleep(window)
-            u1, sent1, my1 = await sig.call(op="usage"), track.sent, own_cpu()
-            await asyncio.sleep(0.1)
-            got1 = [v.frames for v in viewers]
+            u1, sent1, my1 = await sig.call(op="usage"), await publisher.sent(), own_cpu()
+            stats1 = await core_stats(sig, mode, tracks[0])
+            lag = await sig.call(op="lag")
+            await asyncio.sleep(1.0)  # let frames of the window still in flight arrive
             sent = sent1 - sent0
-            delivered = [(b - a) / sent for a, b in zip(got0, got1, strict=True)]
+            delivered = [
+                frames_in_window(v.timestamps[i:], window)
+                for v, i in zip(viewers, start, strict=True)
+            ]
             cpu = u1["cpu"] - u0["cpu"]
             point = {
                 "n": n,
@@ -229,6 +349,8 @@ async def run_mode(mode: str, clip: list[bytes], ns: list[int], window: float) -
                 "gateway_rss_mb": rss_after / 2**20,
                 "rss_growth_mb_per_subscriber": (rss_after - rss_before) / 2**20 / n,
                 "bench_client_cpu_fraction": (my1 - my0) / window,
+                "core_counters": {k: stats1[k] - stats0[k] for k in stats1},
+                "gateway_loop_lag": lag,
             }
             print(mode, json.dumps(point), flush=True)
             out["points"].append(point)
@@ -294,7 +416,16 @@ async def main() -> None:
     parser.add_argument("--window", type=float, default=10.0)
     parser.add_argument("--core-n", default="1,5,10,20,40")
     parser.add_argument("--relay-n", default="1,2,5")
+    parser.add_argument(
+        "--full-viewers",
+        action="store_true",
+        help="count frames through aiortc's jitter buffer (heavier client, NACK active)",
+    )
+    parser.add_argument("--publish", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.publish:
+        await publish(args.publish)
+        return
     loopback_only()
     clip = encode_clip()
     bitrate = 8 * sum(len(p) for p in clip) / (len(clip) / FPS)
@@ -302,10 +433,13 @@ async def main() -> None:
         "clip": {"width": 1280, "height": 720, "fps": FPS, "bitrate_bps": bitrate},
         "cpu_count": os.cpu_count(),
         "window_s": args.window,
+        "viewers": "full (jitter buffer + NACK)" if args.full_viewers else "light (marker bits)",
     }
     for mode, ns in (("core", args.core_n), ("relay", args.relay_n)):
         if ns:
-            results[mode] = await run_mode(mode, clip, [int(n) for n in ns.split(",")], args.window)
+            results[mode] = await run_mode(
+                mode, [int(n) for n in ns.split(",")], args.window, not args.full_viewers
+            )
     core_points = {p["n"]: p for p in results.get("core", {}).get("points", [])}
     relay_points = {p["n"]: p for p in results.get("relay", {}).get("points", [])}
     results["relay_to_core_cpu_ratio"] = {

@@ -18,6 +18,7 @@ import json
 import os
 import resource
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -113,8 +114,33 @@ class RelayGateway:
             await self.close(peer_id)
 
 
+class LoopLag:
+    """Event-loop lag of this process: how late a 10 ms sleep wakes up."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+
+    async def run(self) -> None:
+        while True:
+            started = time.monotonic()
+            await asyncio.sleep(0.01)
+            self.samples.append(time.monotonic() - started - 0.01)
+
+    def take(self) -> dict[str, float]:
+        samples, self.samples = sorted(self.samples), []
+        if not samples:
+            return {}
+        return {
+            "lag_p50_ms": 1000 * samples[len(samples) // 2],
+            "lag_p99_ms": 1000 * samples[int(len(samples) * 0.99)],
+            "lag_max_ms": 1000 * samples[-1],
+        }
+
+
 async def serve(gateway: CoreGateway | RelayGateway) -> None:
     await gateway.start()
+    lag = LoopLag()
+    lag_task = asyncio.get_running_loop().create_task(lag.run())
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while line := await reader.readline():
@@ -130,6 +156,10 @@ async def serve(gateway: CoreGateway | RelayGateway) -> None:
                     await gateway.close(request["peer"])
                 elif op == "usage":
                     reply = usage()
+                elif op == "lag":
+                    reply = lag.take()
+                elif op == "stats" and isinstance(gateway, CoreGateway):
+                    reply = (await gateway.core.sample_stats()).as_dict()
             except Exception as exc:
                 reply = {"error": repr(exc)}
             writer.write(json.dumps(reply).encode() + b"\n")
@@ -141,6 +171,7 @@ async def serve(gateway: CoreGateway | RelayGateway) -> None:
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.read)  # run until the driver closes our stdin
     server.close()
+    lag_task.cancel()
     await gateway.stop()
 
 
