@@ -20,7 +20,7 @@ log = logging.getLogger("mediagate.calls")
 
 
 async def start(state: GatewayState) -> None:
-    service = CallsService(state.db, state.media, state.instance_id)
+    service = CallsService(state.db, state.media)
     state.services["calls"] = service
     service.start()
     settings = state.settings

@@ -33,7 +33,7 @@ class CallsSession(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     closed: Mapped[bool] = mapped_column(Boolean, default=False)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    instance_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    """The replica whose media core holds the session's PeerConnection."""
+    replica_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The gateway process whose media core holds the session's PeerConnection."""
     correlation_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     thirdparty: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -33,7 +33,7 @@ def calls_service() -> CallsService:
     state = gateway_state()
     service = state.services.get("calls")
     if service is None:
-        service = CallsService(state.db, state.media, state.instance_id)
+        service = CallsService(state.db, state.media)
         state.services["calls"] = service
     return service
 

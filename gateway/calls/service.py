@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -203,10 +204,11 @@ def _check_count(items: list[Any], what: str) -> None:
 
 
 class CallsService:
-    def __init__(self, db: Database, core: MediaCore, instance_id: str | None) -> None:
+    def __init__(self, db: Database, core: MediaCore) -> None:
         self.db = db
         self.core = core
-        self.instance_id = instance_id
+        # replicas share the instance identity; the process holding the peers is this one
+        self.replica_id = f"{socket.gethostname()[:40]}:{uuid.uuid4().hex[:16]}"
         self.apps = AppStore(db)
         self.sessions: dict[str, LiveSession] = {}
         self.limiter = TokenBucketLimiter(CALLS_PER_SECOND, CALLS_PER_SECOND)
@@ -286,7 +288,7 @@ class CallsService:
             async with self.db.session() as db:
                 db.add(CallsSession(
                     id=session_id, app_id=app_id, created_at=datetime.now(UTC), closed=False,
-                    instance_id=self.instance_id, correlation_id=correlation_id,
+                    replica_id=self.replica_id, correlation_id=correlation_id,
                     thirdparty=thirdparty,
                 ))
         except BaseException:
@@ -303,11 +305,12 @@ class CallsService:
             row = await db.get(CallsSession, session_id)
         if row is None or row.app_id != app_id:
             raise CallsError(404, "session_not_found", f"session {session_id} does not exist")
-        if row.closed or row.instance_id == self.instance_id:
+        if row.closed or row.replica_id == self.replica_id:
             raise CallsError(404, "session_closed", f"session {session_id} is closed")
         raise CallsError(
             409, "session_on_other_instance",
-            f"session {session_id} is served by another gateway instance; route its calls there",
+            f"session {session_id} is served by another gateway replica ({row.replica_id}); "
+            "route its calls there",
         )
 
     async def check_rate(self, session_id: str) -> float | None:

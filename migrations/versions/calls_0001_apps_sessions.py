@@ -32,7 +32,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("closed", sa.Boolean(), nullable=False),
         sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("instance_id", sa.String(length=36), nullable=True),
+        sa.Column("replica_id", sa.String(length=64), nullable=True),
         sa.Column("correlation_id", sa.String(length=200), nullable=True),
         sa.Column("thirdparty", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(

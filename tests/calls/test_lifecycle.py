@@ -101,7 +101,7 @@ async def test_session_of_another_replica_is_named(api: CallsApi, app: Quart) ->
     state = app.extensions[EXTENSION]
     async with state.db.session() as session:
         session.add(CallsSession(id="elsewhere0000", app_id=api.app_id, closed=False,
-                                 created_at=datetime.now(UTC), instance_id="other-replica",
+                                 created_at=datetime.now(UTC), replica_id="other-replica",
                                  thirdparty=False))
     reply = await api.call("GET", "/sessions/elsewhere0000")
     assert reply.status == 409 and reply.body["errorCode"] == "session_on_other_instance"
