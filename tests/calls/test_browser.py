@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Response, sync_playwright
 
 from gateway.paths import PROJECT_ROOT
 from tests import contract
@@ -66,6 +66,9 @@ def test_browser_echo_plays_pulled_video(calls_server: RunningServer, page_origi
             page = browser.new_page()
             console: list[str] = []
             page.on("console", lambda message: console.append(message.text))
+            api_responses: list[Response] = []
+            page.on("response", lambda response: api_responses.append(response)
+                    if response.url.startswith(api) else None)
             page.goto(f"{page_origin}/echo.html?api={api}&app={APP_ID}&secret={APP_SECRET}")
             result = page.evaluate("runEcho()")
             assert result["kinds"] == ["audio", "video"], console
@@ -88,6 +91,18 @@ def test_browser_echo_plays_pulled_video(calls_server: RunningServer, page_origi
             page.screenshot(path=str(artifacts / "calls-browser-echo.png"))
             closed = page.evaluate("closeVideo()")
             assert closed["signalingState"] == "stable", console
+            # what the browser got from the API, checked against the contract
+            checked = 0
+            for response in api_responses:
+                request = response.request
+                if request.method == "OPTIONS":
+                    continue
+                path = response.url[len(calls_server.base_url):]
+                contract.check("calls", request.method, path, response, response.body())
+                assert "origin" in response.headers.get("vary", "").lower()
+                assert response.headers["access-control-allow-origin"] == page_origin
+                checked += 1
+            assert checked == 6  # 2 x sessions/new, 2 x tracks/new, renegotiate, tracks/close
             # the audio keeps flowing after the renegotiation
             audio_ok = page.evaluate(
                 "window.echo.localPeerConnection.connectionState"
