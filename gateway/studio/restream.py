@@ -17,6 +17,8 @@ Shape of one broadcast (an "encoder stream"):
   network URL PyAV can read (rtmp://, srt://).
 * Every output has its own thread and bounded queue: a slow or dead destination drops its
   own packets (video resumes at a keyframe) and never stalls the others or the event loop.
+  An output that (re)connects starts with the cached packets since the last keyframe, so it
+  need not wait for the next one.
   A failed output reports `error` with the reason (stream keys masked) and reconnects with
   exponential backoff.
 """
@@ -44,7 +46,8 @@ log = logging.getLogger("mediagate.studio.restream")
 
 MS = fractions.Fraction(1, 1000)
 AUDIO_RATE = 48000
-OUTPUT_QUEUE = 600  # ~10 s of 30 fps video + AAC
+OUTPUT_QUEUE = 600  # ~8 s of 30 fps video + AAC
+GOP_CACHE = 450  # packets since the last keyframe handed to an output when it (re)connects
 INPUT_QUEUE = 1000
 _WRAP = 1 << 32
 _STOP = object()
@@ -234,13 +237,15 @@ class _Output(threading.Thread):
     """One destination: FLV over RTMP on its own thread, reconnecting with backoff."""
 
     def __init__(self, plan: OutputPlan, templates: Templates, backoff: tuple[float, float],
-                 on_status: StatusCallback, request_keyframe: Callable[[], None]) -> None:
+                 on_status: StatusCallback, request_keyframe: Callable[[], None],
+                 join: Callable[[_Output], None]) -> None:
         super().__init__(name=f"restream-{plan.id}", daemon=True)
         self.plan = plan
         self.templates = templates
         self.backoff = backoff
         self.on_status = on_status
         self.request_keyframe = request_keyframe
+        self.join_stream = join
         self.status: tuple[str, str | None] = ("connecting", None)
         self.packets_sent = 0
         self.first_packet_at: float | None = None
@@ -271,6 +276,14 @@ class _Output(threading.Thread):
             self._resync = "video" in self.templates.streams
             if self._resync:
                 self.request_keyframe()
+
+    def prefill(self, gop: list[Packet]) -> None:
+        """Called with the fan-out lock held: queue the cached GOP, then accept live packets."""
+        if gop and self._resync:
+            for packet in gop[: OUTPUT_QUEUE - 1]:
+                self._queue.put_nowait(packet)
+            self._resync = False
+        self._accepting = True
 
     def stop(self) -> None:
         self._stopping.set()
@@ -315,8 +328,8 @@ class _Output(threading.Thread):
                     streams[kind] = stream
             has_video = "video" in streams
             self._resync = has_video
-            self._accepting = True
-            if has_video:
+            self.join_stream(self)
+            if self._resync:  # nothing cached: ask the source for a keyframe
                 self.request_keyframe()
             base: int | None = None
             last_dts: dict[str, int] = {}
@@ -379,6 +392,8 @@ class Restreamer:
         self._video_encoder: VideoEncoder | None = None
         self._file_audio_encoder: AudioEncoder | None = None
         self._first_live_sent = False
+        self._fan_lock = threading.Lock()
+        self._gop: list[Packet] = []
         self.started_at = time.monotonic()
         self.error: str | None = None
 
@@ -394,7 +409,11 @@ class Restreamer:
 
     def output_status(self, output_id: str) -> tuple[str, str | None] | None:
         output = self._outputs.get(output_id)
-        return output.status if output is not None else None
+        if output is None:
+            return None
+        if output.status[0] == "connecting" and self.error and not self.templates.ready.is_set():
+            return ("error", f"source: {self.error}")
+        return output.status
 
     def output_stats(self) -> dict[str, dict[str, Any]]:
         return {
@@ -406,12 +425,8 @@ class Restreamer:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.started_at = time.monotonic()
-        backoff = (self.plan.backoff_initial, self.plan.backoff_max)
         for output_plan in self.plan.outputs:
-            self._outputs[output_plan.id] = _Output(
-                output_plan, self.templates, backoff, self._status_from_thread,
-                self._request_keyframe_threadsafe,
-            )
+            self._outputs[output_plan.id] = self._new_output(output_plan)
         source = self.plan.source
         if source.mode == "tracks":
             target = self._run_tracks
@@ -451,8 +466,21 @@ class Restreamer:
             self.attach_track(sibling)
         self.attach_track(info)
 
+    def _new_output(self, plan: OutputPlan) -> _Output:
+        return _Output(plan, self.templates, (self.plan.backoff_initial, self.plan.backoff_max),
+                       self._status_from_thread, self._request_keyframe_threadsafe, self._join)
+
+    async def add_output(self, plan: OutputPlan) -> None:
+        """Add (or restart with new settings) one destination while live."""
+        await self.remove_output(plan.id)
+        output = self._new_output(plan)
+        with self._fan_lock:
+            self._outputs[plan.id] = output
+        output.start()
+
     async def remove_output(self, output_id: str) -> None:
-        output = self._outputs.pop(output_id, None)
+        with self._fan_lock:
+            output = self._outputs.pop(output_id, None)
         if output is not None:
             output.stop()
             await asyncio.to_thread(output.join, 15)
@@ -505,9 +533,20 @@ class Restreamer:
         return int((time.monotonic() - self.started_at) * 1000)
 
     def _fan_out(self, packets: list[Packet]) -> None:
-        for packet in packets:
-            for output in list(self._outputs.values()):
-                output.feed(packet)
+        with self._fan_lock:
+            for packet in packets:
+                if packet.kind == "video" and packet.keyframe:
+                    self._gop = [packet]
+                elif self._gop and len(self._gop) < GOP_CACHE:
+                    self._gop.append(packet)
+                else:  # no keyframe yet, or a GOP too long to cache
+                    self._gop = []
+                for output in list(self._outputs.values()):
+                    output.feed(packet)
+
+    def _join(self, output: _Output) -> None:
+        with self._fan_lock:
+            output.prefill(self._gop)
 
     def _guarded(self, target: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:

@@ -313,7 +313,18 @@ class StudioService:
         async with self.db.session() as session:
             await self._owned_studio(session, owner, studio_id)
             session.add(destination)
+        await self._sync_output(destination, stream_key)
         return destination
+
+    async def _sync_output(self, destination: StudioDestination, stream_key: str | None) -> None:
+        """While live, a new or changed destination gets its output (re)started at once."""
+        broadcast = self.broadcasts.get(destination.studio_id)
+        if broadcast is None:
+            return
+        if not destination.enabled or not destination.rtmp_url:
+            await broadcast.remove_output(destination.id)
+            return
+        await broadcast.add_output(OutputPlan(destination.id, destination.rtmp_url, stream_key))
 
     async def update_destination(self, owner: str, studio_id: str, destination_id: str,
                                  fields: dict[str, Any],
@@ -330,7 +341,11 @@ class StudioService:
                 destination.stream_key_sealed = (
                     self.sealer.seal(destination.id, stream_key) if stream_key else None
                 )
-            return destination
+        if fields.keys() & {"enabled", "rtmp_url"} or stream_key is not None:
+            key = (self.sealer.open(destination.id, destination.stream_key_sealed)
+                   if destination.stream_key_sealed else None)
+            await self._sync_output(destination, key)
+        return destination
 
     async def delete_destination(self, owner: str, studio_id: str, destination_id: str) -> None:
         async with self.db.session() as session:

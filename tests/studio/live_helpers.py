@@ -92,14 +92,14 @@ def cpu_seconds(pid: int) -> float:
 
 
 class WhipPublisher:
-    """An aiortc client publishing H.264 video and Opus audio to a WHIP URL."""
+    """An aiortc client publishing video (H.264 unless told) and Opus audio to a WHIP URL."""
 
-    def __init__(self) -> None:
+    def __init__(self, video_codec: str = "video/H264") -> None:
         self.pc = RTCPeerConnection()
         self.video = NumberedVideoTrack()
         self.audio = AudioStreamTrack()
         self.pc.addTransceiver(self.audio, direction="sendonly")
-        prefer(self.pc.addTransceiver(self.video, direction="sendonly"), "video/H264")
+        prefer(self.pc.addTransceiver(self.video, direction="sendonly"), video_codec)
         self.location: str | None = None
 
     async def publish(self, base_url: str, whip_url: str, token: str) -> httpx.Response:

@@ -13,6 +13,7 @@ KEY_A = "live_sk_AAAA-1111-keep-streaming"
 KEY_B = "live_sk_BBBB-2222-gets-killed"
 KEY_DEAD = "live_sk_DEAD-3333-nobody-listens"
 KEY_OLD = "live_sk_OLD-4444-replaced-by-patch"
+KEY_LATE = "live_sk_LATE-5555-added-while-live"
 
 
 def test_dropped_destination_errors_recovers_and_keys_never_leak(tmp_path: Path) -> None:
@@ -54,6 +55,19 @@ def test_dropped_destination_errors_recovers_and_keys_never_leak(tmp_path: Path)
         assert reader_b.error is None and reader_b.video_frames >= 30, reader_b
         assert watcher_a.ended_at is None and watcher_a.error is None
 
+        # while live: a disabled destination stops, a new one starts at once
+        api("PATCH", f"/v1/studios/{sid}/destinations/{dest_dead}", {"enabled": False},
+            expect=200)
+        assert api.statuses(sid)[dest_dead][0] == "offline"
+        late = api("POST", f"/v1/studios/{sid}/destinations",
+                   {"name": "late", "platform": "custom", "rtmpUrl": server_a.url,
+                    "streamKey": KEY_LATE}, expect=201).json()["id"]
+        api.wait_for(lambda: api.statuses(sid)[late][0] == "live", 15, "the late destination")
+        reader_late = RtmpReader(f"{server_a.url}/{KEY_LATE}", duration=2).start().join()
+        assert reader_late.error is None and reader_late.video_frames >= 20, reader_late
+        assert late in api("POST", f"/v1/studios/{sid}/go-live", expect=200).json()[
+            "destinationIds"]
+
         api("POST", f"/v1/studios/{sid}/go-offline", expect=200)
         watcher_a.join(15)
         for path in (f"/v1/studios/{sid}/destinations", f"/v1/studios/{sid}",
@@ -65,13 +79,13 @@ def test_dropped_destination_errors_recovers_and_keys_never_leak(tmp_path: Path)
         server_a.stop()
         server_b.stop()
 
-    secrets = [KEY_A, KEY_B, KEY_DEAD, KEY_OLD]
+    secrets = [KEY_A, KEY_B, KEY_DEAD, KEY_OLD, KEY_LATE]
     bodies = b"\n".join(api.bodies)
     log = gateway.log()
     assert "destination" in log and dest_b in log  # the failure was logged...
     database = gateway.data_dir / "mediagate.db"
     rows = sqlite3.connect(database).execute("SELECT * FROM studio_destinations").fetchall()
-    assert len(rows) == 3
+    assert len(rows) == 4
     cells = " ".join(str(cell) for row in rows for cell in row)
     raw = b"".join(p.read_bytes() for p in gateway.data_dir.glob("mediagate.db*"))
     for secret in secrets:
