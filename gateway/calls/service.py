@@ -236,17 +236,23 @@ class CallsService:
         """Remember when each track last carried media (for the 30 s inactivity rule)."""
         while True:
             await asyncio.sleep(1.0)
-            now = time.monotonic()
-            for track_id, stats in self.core.stats().tracks.items():
-                seen = self._media_seen.get(track_id)
-                if seen is None or stats.frames != seen[0]:
-                    self._media_seen[track_id] = (stats.frames, now)
-            live = {t.track_id for t in self.core.list_tracks()}
-            for track_id in set(self._media_seen) - live:
-                del self._media_seen[track_id]
-            for session_id, session in list(self.sessions.items()):
-                if session.closed_at is not None and now - session.closed_at > CLOSED_SESSION_TTL:
-                    del self.sessions[session_id]
+            try:
+                self._sample_media()
+            except Exception:
+                log.exception("calls: media activity sampling failed")
+
+    def _sample_media(self) -> None:
+        now = time.monotonic()
+        for track_id, stats in self.core.stats().tracks.items():
+            seen = self._media_seen.get(track_id)
+            if seen is None or stats.frames != seen[0]:
+                self._media_seen[track_id] = (stats.frames, now)
+        live = {t.track_id for t in self.core.list_tracks()}
+        for track_id in set(self._media_seen) - live:
+            del self._media_seen[track_id]
+        for session_id, session in list(self.sessions.items()):
+            if session.closed_at is not None and now - session.closed_at > CLOSED_SESSION_TTL:
+                del self.sessions[session_id]
 
     def _on_media_event(self, event: MediaEvent) -> Any:
         if isinstance(event, PeerClosed):
