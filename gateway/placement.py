@@ -93,6 +93,19 @@ def already_forwarded() -> bool:
     return request.headers.get(FORWARDED_HEADER) == "1"
 
 
+async def forward_if_held_elsewhere(placement: Placement, key: str) -> Response | None:
+    """The owner's answer when another live replica holds `key`; None to handle it here."""
+    if not placement.enabled or already_forwarded():
+        return None
+    owner = await placement.owner(key)
+    if owner is None:
+        return None
+    try:
+        return await forward(placement, key, owner)
+    except OwnerUnreachable:
+        return None
+
+
 async def forward(placement: Placement, key: str, owner_url: str) -> Response:
     """Replay the current request on the owning replica and relay its answer."""
     body = await request.get_data()

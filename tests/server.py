@@ -38,8 +38,9 @@ class RunningServer:
 
 
 def start_server(data_dir: Path, env: dict[str, str] | None = None,
-                 ready_path: str = "/api/health", timeout: float = 60) -> RunningServer:
-    port = free_port()
+                 ready_path: str = "/api/health", timeout: float = 60,
+                 port: int | None = None) -> RunningServer:
+    port = port or free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAGATE_")}
     full_env.update({"MEDIAGATE_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"})
     full_env.update(env or {})

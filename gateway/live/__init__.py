@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from gateway.apis import ApiMount
 from gateway.live.recording import Recordings
 from gateway.live.routes import create_blueprint
 from gateway.live.schemas import render_error
-from gateway.live.service import LiveService
+from gateway.live.service import LiveService, LiveSession, room_key, session_key
 from gateway.live.uploader import S3Uploader
 
 if TYPE_CHECKING:
     from gateway.state import GatewayState
 
 SERVICE_KEY = "live"
+
+
+def _release_placements(state: GatewayState, tasks: set[asyncio.Task[None]]):
+    def on_forget(session: LiveSession, room_gone: bool) -> None:
+        async def release() -> None:
+            await state.placement.release(session_key(session.id))
+            if room_gone:
+                await state.placement.release(room_key(session.room))
+
+        if state.placement.enabled:
+            task = asyncio.get_running_loop().create_task(release())
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    return on_forget
 
 
 def ensure_service(state: GatewayState) -> LiveService:
@@ -29,6 +45,7 @@ def ensure_service(state: GatewayState) -> LiveService:
         )
         live = LiveService(state.media, max_subs_per_room=settings.max_subs_per_room,
                            recordings=recordings)
+        live.on_forget = _release_placements(state, set())
         live.start()
         state.services[SERVICE_KEY] = live
     return live

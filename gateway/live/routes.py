@@ -16,10 +16,18 @@ from gateway.live import metrics, records, service
 from gateway.live.auth import Authorizer
 from gateway.live.cors import LiveCorsPolicy
 from gateway.live.schemas import bootstrap, ice_server_links
-from gateway.live.service import LiveError, LiveService, LiveSession, Role
+from gateway.live.service import (
+    LiveError,
+    LiveService,
+    LiveSession,
+    Role,
+    room_key,
+    session_key,
+)
+from gateway.placement import forward_if_held_elsewhere
 from gateway.ratelimit import enforce, per_second
 from gateway.settings import Settings
-from gateway.state import gateway_state
+from gateway.state import ensure_accepting_media, gateway_state
 
 SDP_LIMIT = 1 << 20
 FRAGMENT_LIMIT = 64 * 1024
@@ -73,13 +81,22 @@ def create_blueprint(settings: Settings) -> Blueprint:
         authorize(room)
         offer = await read_text()
         live = live_service()
+        placement = gateway_state().placement
+        if live.room_state(room) is None:
+            # the room may live on another replica: its publisher's peers are there
+            held = await forward_if_held_elsewhere(placement, room_key(room))
+            if held is not None:
+                return held
+        ensure_accepting_media()
         try:
             if role == "publisher":
                 session, answer = await live.publish(room, offer)
+                await placement.claim(room_key(room))
             else:
                 session, answer = await live.play(room, offer)
         except LiveError as exc:
             raise ApiError(exc.status, exc.message) from None
+        await placement.claim(session_key(session.id))
         return created(session, answer)
 
     async def endpoint_options(room: str) -> Response:
@@ -103,6 +120,12 @@ def create_blueprint(settings: Settings) -> Blueprint:
             return await endpoint_options(room)
         return await negotiate(room, "viewer")
 
+    async def held_elsewhere(session_id: str) -> Response | None:
+        if live_service().has_session(session_id):
+            return None
+        return await forward_if_held_elsewhere(gateway_state().placement,
+                                               session_key(session_id))
+
     def check_resource_room(room: str) -> None:
         if not service.valid_room(room):  # no session resource lives under a bad name
             raise ApiError(404, "session not found")
@@ -112,6 +135,9 @@ def create_blueprint(settings: Settings) -> Blueprint:
     async def session_delete(room: str, session_id: str, role: Role) -> Response:
         check_resource_room(room)
         authorize(room)
+        held = await held_elsewhere(session_id)
+        if held is not None:
+            return held
         try:
             await live_service().end_session(room, session_id, role)
         except LiveError as exc:
@@ -121,6 +147,9 @@ def create_blueprint(settings: Settings) -> Blueprint:
     async def session_patch(room: str, session_id: str, role: Role) -> Response:
         check_resource_room(room)
         authorize(room)
+        held = await held_elsewhere(session_id)
+        if held is not None:
+            return held
         live = live_service()
         try:
             live.session(room, session_id, role)

@@ -59,6 +59,15 @@ def track_prefix(room: str) -> str:
     return f"{TRACK_PREFIX}{room}/"
 
 
+def room_key(room: str) -> str:
+    """Placement key of a room: the replica holding its publisher (several replicas)."""
+    return f"live/room/{room}"
+
+
+def session_key(session_id: str) -> str:
+    return f"live/session/{session_id}"
+
+
 class LiveError(Exception):
     """A failure with the HTTP status and message the contract gives it."""
 
@@ -138,6 +147,8 @@ class LiveService:
         self._locks: dict[str, asyncio.Lock] = {}
         self._ended_traffic: dict[str, Traffic] = {}
         self._unlisten: Callable[[], None] | None = None
+        self.on_forget: Callable[[LiveSession, bool], None] | None = None
+        """Called when a session ends, with whether its room went away with it."""
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -232,6 +243,9 @@ class LiveService:
         return session
 
     # -- session resources --------------------------------------------------------------
+
+    def has_session(self, session_id: str) -> bool:
+        return session_id in self._sessions
 
     def session(self, room: str, session_id: str, role: Role) -> LiveSession:
         session = self._sessions.get(session_id)
@@ -345,16 +359,19 @@ class LiveService:
         self._sessions.pop(session.id, None)
         self._by_peer.pop(session.peer.id, None)
         room = self.rooms.get(session.room)
-        if room is None:
-            return
-        if room.publisher is session:
-            room.publisher = None
-        room.viewers.pop(session.id, None)
-        if room.empty:
-            del self.rooms[room.name]
-            lock = self._locks.get(room.name)
-            if lock is not None and not lock.locked():
-                del self._locks[room.name]
+        room_gone = room is None
+        if room is not None:
+            if room.publisher is session:
+                room.publisher = None
+            room.viewers.pop(session.id, None)
+            if room.empty:
+                room_gone = True
+                del self.rooms[room.name]
+                lock = self._locks.get(room.name)
+                if lock is not None and not lock.locked():
+                    del self._locks[room.name]
+        if self.on_forget is not None:
+            self.on_forget(session, room_gone)
 
 
 def _room_of(track_id: str) -> str | None:

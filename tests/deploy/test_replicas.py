@@ -1,0 +1,140 @@
+"""Several replicas on one PostgreSQL, and draining on SIGTERM: real server processes."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests import contract
+from tests.live.helpers import SDP, play, publish
+from tests.media.media_clients import Publisher, Subscriber, wait_for
+from tests.pg import PostgresServer, free_port
+from tests.server import RunningServer, start_server
+
+
+def start_replica(root: Path, name: str, database_url: str, **env: str) -> RunningServer:
+    port = free_port()
+    return start_server(root / name, port=port, ready_path="/readyz", env={
+        "MEDIAGATE_DATABASE_URL": database_url,
+        "MEDIAGATE_REPLICA_URL": f"http://127.0.0.1:{port}",
+        "MEDIAGATE_SECRET_KEY": "shared-instance-secret-" + "k" * 24,
+        **env,
+    })
+
+
+@pytest.fixture
+def replicas(postgres: PostgresServer, tmp_path: Path) -> Iterator[tuple[RunningServer, ...]]:
+    url = postgres.create_database()
+    first = start_replica(tmp_path, "a", url)
+    second = start_replica(tmp_path, "b", url, MEDIAGATE_MIGRATE_ON_START="false")
+    yield first, second
+    for replica in (first, second):
+        replica.stop()
+
+
+async def video_frames(subscriber: Subscriber) -> int:
+    return len(subscriber.capture("video").frames)
+
+
+async def test_whep_on_the_wrong_replica_plays_from_the_publishers(
+    replicas: tuple[RunningServer, RunningServer],
+) -> None:
+    a, b = replicas
+    publisher, viewer, local_viewer = Publisher(), Subscriber(), Subscriber()
+    async with httpx.AsyncClient(base_url=a.base_url) as on_a, \
+            httpx.AsyncClient(base_url=b.base_url) as on_b:
+        try:
+            assert (await publish(on_a, "stage", publisher)).status_code == 201
+            # the viewer asks replica b, which holds nothing of the room
+            played = await play(on_b, "stage", viewer)
+            assert played.status_code == 201, played.text
+            await wait_for(lambda: len(viewer.capture("video").frames) >= 30, within=20)
+            assert (await play(on_a, "stage", local_viewer)).status_code == 201
+            rooms = (await on_a.get("/api/rooms")).json()
+            assert rooms == [{"name": "stage", "hasPublisher": True, "tracks": 2,
+                              "subscribers": 2}]
+            assert (await on_b.get("/api/rooms")).json() == []  # rooms are per replica
+            # the session resource answers on any replica too
+            location = played.headers["Location"]
+            ended = await on_b.delete(location)
+            contract.check("live", "DELETE", location, ended)
+            assert ended.status_code == 200
+            await wait_for(
+                lambda: (httpx.get(a.base_url + "/api/rooms").json()[0]["subscribers"] == 1),
+                within=10,
+            )
+            # a second publisher on the other replica is refused as upstream does
+            second = await on_b.post("/api/whip/publish/stage", content=(
+                await offer_of(Publisher())), headers=SDP)
+            assert second.status_code == 409
+            assert second.json() == {"error": "publisher already exists in this room"}
+        finally:
+            for peer in (publisher, viewer, local_viewer):
+                await peer.close()
+
+
+async def offer_of(publisher: Publisher) -> str:
+    await publisher.pc.setLocalDescription(await publisher.pc.createOffer())
+    return publisher.pc.localDescription.sdp
+
+
+async def test_a_killed_replica_loses_only_its_media_sessions(
+    replicas: tuple[RunningServer, RunningServer],
+) -> None:
+    a, b = replicas
+    publisher, viewer = Publisher(), Subscriber()
+    async with httpx.AsyncClient(base_url=a.base_url) as on_a, \
+            httpx.AsyncClient(base_url=b.base_url) as on_b:
+        try:
+            assert (await publish(on_a, "doomed", publisher)).status_code == 201
+            a.stop(signal.SIGKILL)
+            response = await on_b.post("/api/whep/play/doomed", content=await offer_of_viewer(
+                viewer), headers=SDP)
+            assert response.status_code == 404
+            assert response.json() == {"error": "no active publisher in room"}
+            # b serves on, and a new publisher may take the room there
+            assert (await on_b.get("/readyz")).status_code == 200
+            retaken = await publish(on_b, "doomed", Publisher())
+            assert retaken.status_code == 201, retaken.text
+        finally:
+            await publisher.close()
+            await viewer.close()
+
+
+async def offer_of_viewer(viewer: Subscriber) -> str:
+    await viewer.pc.setLocalDescription(await viewer.pc.createOffer())
+    return viewer.pc.localDescription.sdp
+
+
+async def test_sigterm_drains_active_whep_sessions(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "data", ready_path="/readyz",
+                          env={"MEDIAGATE_SHUTDOWN_GRACE": "4"})
+    publisher, viewer = Publisher(), Subscriber()
+    try:
+        async with httpx.AsyncClient(base_url=server.base_url) as http:
+            assert (await publish(http, "drain", publisher)).status_code == 201
+            assert (await play(http, "drain", viewer)).status_code == 201
+            await wait_for(lambda: len(viewer.capture("video").frames) >= 10, within=20)
+            signalled = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            ready = await http.get("/readyz")
+            assert ready.status_code == 503 and ready.json() == {"status": "draining"}
+            refused = await http.post("/api/whep/play/drain", content=await offer_of_viewer(
+                Subscriber()), headers=SDP)
+            assert refused.status_code == 503
+            before = len(viewer.capture("video").frames)
+            await asyncio.sleep(2.5)
+            assert len(viewer.capture("video").frames) > before + 30  # still flowing
+        code = await asyncio.to_thread(server.process.wait, 30)
+        assert code == 0, server.log()
+        assert time.monotonic() - signalled >= 3.5  # it waited for the grace period
+    finally:
+        await publisher.close()
+        await viewer.close()
+        server.stop()
