@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import shutil
 import socket
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,7 @@ log = logging.getLogger("mediagate.brokerage.relay")
 
 BINARY = "srt-live-transmit"
 Callback = Callable[[], Awaitable[None]]
+_PASSPHRASE = re.compile(r"(passphrase\s*[=:]\s*'?)[^&'\s]+")
 
 
 def free_udp_port(host: str) -> int:
@@ -87,7 +89,7 @@ class RelayManager:
             raw = await relay.process.stdout.readline()
             if not raw:
                 break
-            line = raw.decode(errors="replace").strip()
+            line = _PASSPHRASE.sub(r"\1[redacted]", raw.decode(errors="replace").strip())
             relay.lines = [*relay.lines[-20:], line]
             if not relay.flowing and "BANDWIDTH" in line:
                 relay.flowing = True

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from typing import Any
 
 from quart import Blueprint, Response, jsonify, request, websocket
@@ -27,6 +28,7 @@ from gateway.settings import Settings
 from gateway.state import gateway_state
 
 SERVICE_KEY = "brokerage"
+log = logging.getLogger("mediagate.brokerage")
 
 
 def brokerage() -> BrokerageService:
@@ -128,8 +130,8 @@ def create_blueprint(settings: Settings) -> Blueprint:
                 try:
                     await signalling.handle_text(connection, receiver.result())
                 except Exception:
+                    log.exception("signalling message failed on session %s", name)
                     connection.deliver(error_message("SERVER_ERROR", "internal error"))
-                    raise
         finally:
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
