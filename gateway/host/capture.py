@@ -7,9 +7,11 @@ subscriptions forwarding it). Rates are computed here from the core's cumulative
 between two core snapshots, so they do not depend on the core's own sampling phase.
 
 Stage timings come from the core's own instrumentation: `receive` is the publisher's RTP
-interarrival jitter, `forward` the queueing delay in the subscriber queues (queued frames
-over the frame rate), `send` half the viewers' RTCP round-trip time; p50/p99 are taken over
-the values of the window (one per track / subscription).
+interarrival jitter; `forward` is how long a frame waits between the publisher's receive
+hook and the subscriber's sender picking it up: the event-loop wake-up delay (the forwarding
+runs in-loop; probed ~50 times a second while armed) plus the subscriber queues' depth over
+the frame rate; `send` is half the viewers' RTCP round-trip time. p50/p99 are over the
+window's values.
 """
 
 from __future__ import annotations
@@ -90,6 +92,40 @@ class _Capture:
     fps_seen: list[float] = field(default_factory=list)
 
 
+class LoopLag:
+    """Wake-up delay of the event loop, the wait a forwarded frame sees before its sender runs."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval = interval
+        self.values: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        self.values.clear()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.interval)
+            started = loop.time()
+            await asyncio.sleep(0)
+            self.values.append(1000.0 * (loop.time() - started))
+            if len(self.values) > 1000:
+                del self.values[:500]
+
+    def drain(self) -> list[float]:
+        values, self.values = self.values, []
+        return values
+
+
 class StatsRecorder:
     def __init__(self, media: MediaCore, directory: Path, period: float,
                  size_of: SizeOf | None = None) -> None:
@@ -101,6 +137,7 @@ class StatsRecorder:
         self._capture: _Capture | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._lag = LoopLag()
 
     # -- control ------------------------------------------------------------------------
 
@@ -128,6 +165,7 @@ class StatsRecorder:
                     samples=deque(maxlen=self.capacity),
                 )
                 self._observe(self.media.stats())
+                self._lag.start()
                 self._task = asyncio.get_running_loop().create_task(self._run())
             return self.status()
 
@@ -157,6 +195,7 @@ class StatsRecorder:
             await self.stop()
 
     async def _cancel(self) -> None:
+        await self._lag.stop()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -181,6 +220,7 @@ class StatsRecorder:
         for sub in stats.subscriptions.values():
             subs_by_track.setdefault(sub.track_id, []).append(sub)
         t_ms = int((time.monotonic() - capture.started_monotonic) * 1000)
+        lag = self._lag.drain() or [0.0]
         for track_id, track in stats.tracks.items():
             if track.kind != "video":
                 continue
@@ -205,7 +245,9 @@ class StatsRecorder:
                 recovered += max(0, sub.nacked_packets - prev[3])
             fps = max(0, track.frames - baseline.frames) / dt
             ingest_bps = 8 * max(0, track.bytes - baseline.bytes) / dt
-            forward = [1000.0 * s.queued / fps if fps > 0 else 0.0 for s in subs]
+            queued = [1000.0 * s.queued / fps if fps > 0 else 0.0 for s in subs]
+            queue_ms = sum(queued) / len(queued) if queued else 0.0
+            forward = [value + queue_ms for value in lag] if subs else []
             send = [s.rtt_ms / 2 for s in subs if s.rtt_ms is not None]
             stages = [_stage("receive", [track.jitter_ms])]
             if forward:

@@ -118,8 +118,9 @@ async def test_capture_reports_the_real_bitrate_and_reloads(media_app: Quart,
     assert len(samples) >= 4, samples
     assert {s["session_id"] for s in samples} == {0}
     assert [s["t_ms"] for s in samples] == sorted(s["t_ms"] for s in samples)
-    assert [st["name"] for st in samples[-1]["stages"]] == ["receive", "forward", "send"][
-        :len(samples[-1]["stages"])]
+    stages = {st["name"]: st for st in samples[-1]["stages"]}
+    assert list(stages) == ["receive", "forward", "send"]  # viewers report RTT by now
+    assert all(0 < st["p50_us"] <= st["p99_us"] < 1_000_000 for st in stages.values())
     real_kbps = 8 * (sent_at_stop - sent_at_start) / (t_stop - t_start) / 1000
     assert real_kbps > 100, real_kbps
     ingest_kbps = sum(s["bitrate_kbps"] for s in samples) / len(samples)
