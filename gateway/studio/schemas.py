@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, ValidationError
 from quart import Response
 
 from gateway.errors import ApiError, json_error
@@ -41,10 +41,18 @@ def health_body(write_enabled: bool) -> dict[str, object]:
 
 # -- requests ---------------------------------------------------------------------------------
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Text = Annotated[str, StringConstraints(max_length=2000)]
-Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-Key = Annotated[str, StringConstraints(max_length=500)]
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+NoNul = AfterValidator(_no_nul)
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
+Text = Annotated[str, StringConstraints(max_length=2000), NoNul]
+Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), NoNul]
+Key = Annotated[str, StringConstraints(max_length=500), NoNul]
+Word = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60), NoNul]
 
 
 class _Body(BaseModel):
@@ -65,7 +73,8 @@ class UpdateStudio(_Body):
 
 class CreateSource(_Body):
     name: Name
-    type: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+    type: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40),
+                    NoNul]
     url: Url | None = None
     active: bool | None = None
 
@@ -78,19 +87,17 @@ class UpdateSource(_Body):
 
 class CreateDestination(_Body):
     name: Name
-    platform: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
+    platform: Word
     rtmpUrl: Url | None = None
     streamKey: Key | None = None
-    connectionId: Annotated[str, StringConstraints(max_length=60)] | None = None
+    connectionId: Word | None = None
     enabled: bool | None = None
     vertical: bool | None = None
 
 
 class UpdateDestination(_Body):
     name: Name | None = None
-    platform: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)
-    ] | None = None
+    platform: Word | None = None
     rtmpUrl: Url | None = None
     streamKey: Key | None = None
     enabled: bool | None = None

@@ -35,6 +35,7 @@ WEBRTC_TYPES = frozenset({"webrtc-input", "webcam"})
 PULL_SCHEMES = {"rtmp": ("rtmp://", "rtmps://"), "srt": ("srt://",)}
 RTMP_SCHEMES = ("rtmp://", "rtmps://")
 SOURCE_TYPE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+RESOURCE_ID = re.compile(r"^[a-z]{3}_[0-9a-f]{26}$")
 
 Row = TypeVar("Row", Studio, StudioSource, StudioDestination)
 
@@ -124,6 +125,8 @@ class StudioService:
     # -- helpers --------------------------------------------------------------------------
 
     async def _owned_studio(self, session: Any, owner: str, studio_id: str) -> Studio:
+        if not RESOURCE_ID.fullmatch(studio_id):
+            raise NotFound("studio not found")
         studio = await session.get(Studio, studio_id)
         if studio is None or studio.owner != owner:
             raise NotFound("studio not found")
@@ -131,6 +134,8 @@ class StudioService:
 
     async def _child(self, session: Any, model: type[Row], studio_id: str, child_id: str,
                      what: str) -> Row:
+        if not RESOURCE_ID.fullmatch(child_id):
+            raise NotFound(f"{what} not found")
         row = await session.get(model, child_id)
         if row is None or row.studio_id != studio_id:  # type: ignore[union-attr]
             raise NotFound(f"{what} not found")
@@ -369,6 +374,8 @@ class StudioService:
     # -- WHIP ingest ----------------------------------------------------------------------
 
     async def _ingest_source(self, studio_id: str, source_id: str) -> StudioSource:
+        if not RESOURCE_ID.fullmatch(source_id):
+            raise NotFound("source not found")
         async with self.db.session() as session:
             source = await session.get(StudioSource, source_id)
         if source is None or source.studio_id != studio_id:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from pathlib import Path
 
@@ -115,4 +116,32 @@ async def test_webrtc_input_goes_live_h264_copied_opus_to_aac(tmp_path: Path) ->
         await publisher.close()
         api.close()
         assert await asyncio.to_thread(server.stop) == 0, server.log()
+        nginx.stop()
+
+
+def test_rtmp_pull_source_goes_live(tmp_path: Path) -> None:
+    nginx = NginxRtmp(tmp_path / "nginx").start()
+    server = start_gateway(tmp_path / "data")
+    api = Api(server)
+    clip = make_clip(tmp_path / "ingest.mp4", seconds=2, size="320x240")
+    encoder = subprocess.Popen(
+        ["ffmpeg", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(clip),
+         "-c", "copy", "-f", "flv", f"{nginx.url}/ingest"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        sid, _, _ = api.studio_with({"name": "pull", "type": "rtmp",
+                                     "url": f"{nginx.url}/ingest"}, [(nginx.url, "pulled")])
+        api("POST", f"/v1/studios/{sid}/go-live", expect=200)
+        reader = RtmpReader(f"{nginx.url}/pulled", duration=3).start().join()
+        assert reader.error is None, reader.error
+        assert (reader.video_codec, reader.audio_codec) == ("h264", "aac")
+        assert reader.video_frames >= 45 and reader.audio_frames >= 60, reader
+        sources = api("GET", f"/v1/studios/{sid}/sources", expect=200).json()["data"]
+        assert sources[0]["status"] == "live"
+        api("POST", f"/v1/studios/{sid}/go-offline", expect=200)
+    finally:
+        encoder.kill()
+        encoder.wait()
+        api.close()
+        assert server.stop() == 0, server.log()
         nginx.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from gateway.db import Database
@@ -14,6 +15,8 @@ from gateway.settings import Settings
 from gateway.studio import apikeys
 from gateway.studio.service import StudioService
 from media import MediaCore
+from tests.pg import PostgresServer
+from tests.studio.conftest import StudioClient
 
 
 async def test_service_storage(database_url: str, tmp_path: Path) -> None:
@@ -54,3 +57,28 @@ async def test_service_storage(database_url: str, tmp_path: Path) -> None:
         assert svc.sealer.open("dst_other", sealed) is None
     finally:
         await db.close()
+
+
+class TestOverHttpOnPostgres:
+    @pytest.fixture
+    def studio_env(self, postgres: PostgresServer) -> dict[str, str]:
+        return {"MEDIAGATE_DATABASE_URL": postgres.create_database(),
+                "STUDIO_RATE_LIMIT_RPS": "0"}
+
+    async def test_odd_input_is_400_or_404_never_500(self, studio: StudioClient,
+                                                     admin_key: str) -> None:
+        sid = (await studio.call("POST", "/v1/studios", key=admin_key,
+                                 json_body={"name": "pg"})).json()["id"]
+        for path in ("/v1/studios/%00", f"/v1/studios/{sid}/sources/%00x",
+                     "/v1/studios/" + "a" * 300):
+            method = "PATCH" if "sources" in path else "GET"
+            reply = await studio.call(method, path, key=admin_key, json_body={"name": "n"})
+            assert reply.status == 404, path
+        for body in ({"name": "a\u0000b"}, {"name": "ok", "description": "\u0000"}):
+            reply = await studio.call("POST", "/v1/studios", key=admin_key, json_body=body)
+            assert reply.status == 400, body
+        dest = await studio.call("POST", f"/v1/studios/{sid}/destinations", key=admin_key,
+                                 json_body={"name": "d", "platform": "p\u0000"})
+        assert dest.status == 400
+        listed = await studio.call("GET", "/v1/studios?limit=1", key=admin_key)
+        assert [s["id"] for s in listed.json()["data"]] == [sid]
