@@ -49,9 +49,9 @@ class NoiseTrack(MediaStreamTrack):
         return frame
 
 
-async def _publish(core: MediaCore) -> tuple[RTCPeerConnection, str]:
+async def _publish(core: MediaCore, codec: str = "video/VP8") -> tuple[RTCPeerConnection, str]:
     pc = RTCPeerConnection()
-    prefer(pc.addTransceiver(NoiseTrack(), direction="sendonly"), "video/VP8")
+    prefer(pc.addTransceiver(NoiseTrack(), direction="sendonly"), codec)
     await pc.setLocalDescription(await pc.createOffer())
     peer = await core.create_peer()
     answer = await peer.accept_offer(pc.localDescription.sdp, publish_prefix="hosttest/pub")
@@ -179,3 +179,27 @@ async def test_recordings_newest_first_delete_and_traversal(media_app: Quart,
     assert (await api.call("DELETE", f"/api/v1/stats/recordings/{ids[0]}")).status_code == 204
     await api.json("GET", f"/api/v1/stats/recordings/{ids[0]}", status=404)
     await api.json("DELETE", f"/api/v1/stats/recordings/{ids[0]}", status=404)
+
+
+async def test_status_reports_an_h264_stream(media_app: Quart) -> None:
+    api = Api(media_app)
+    core: MediaCore = media_app.extensions["mediagate"].media
+    publisher, _ = await _publish(core, "video/H264")
+    try:
+        for _ in range(100):
+            status = await api.json("GET", "/api/v1/status")
+            if status["stream"] and status["stream"]["width"] and status["stream"]["fps"]:
+                break
+            await asyncio.sleep(0.1)
+        stream = status["stream"]
+        assert stream is not None and stream["codec"] == "h264"
+        assert (stream["width"], stream["height"]) == (WIDTH, HEIGHT)
+        assert stream["bitrate_kbps"] > 0 and stream["packet_size"] > 0
+        assert status["session"] == {"width": WIDTH, "height": HEIGHT, "fps": stream["fps"]}
+    finally:
+        await publisher.close()
+    for _ in range(100):
+        if not (await api.json("GET", "/api/v1/status"))["video_streaming"]:
+            break
+        await asyncio.sleep(0.1)
+    assert (await api.json("GET", "/api/v1/status"))["stream"] is None
