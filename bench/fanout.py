@@ -350,6 +350,7 @@ async def run_mode(mode: str, ns: list[int], window: float, light: bool) -> dict
                 "rss_growth_mb_per_subscriber": (rss_after - rss_before) / 2**20 / n,
                 "bench_client_cpu_fraction": (my1 - my0) / window,
                 "core_counters": {k: stats1[k] - stats0[k] for k in stats1},
+                "machine_loadavg_1m": os.getloadavg()[0],
                 "gateway_loop_lag": lag,
             }
             print(mode, json.dumps(point), flush=True)
