@@ -11,7 +11,7 @@ from gateway.apis import ApiMount
 from gateway.calls.cli import add_commands
 from gateway.calls.routes import create_blueprint
 from gateway.calls.schemas import render_error
-from gateway.calls.service import CallsService
+from gateway.calls.service import CallsService, placement_key
 
 if TYPE_CHECKING:
     from gateway.state import GatewayState
@@ -21,6 +21,11 @@ log = logging.getLogger("mediagate.calls")
 
 async def start(state: GatewayState) -> None:
     service = CallsService(state.db, state.media)
+
+    async def release(session_id: str) -> None:
+        await state.placement.release(placement_key(session_id))
+
+    service.on_session_closed = release
     state.services["calls"] = service
     service.start()
     settings = state.settings

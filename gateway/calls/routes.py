@@ -19,11 +19,12 @@ from gateway.calls.schemas import (
     UpdateTracksRequest,
     describe_validation_error,
 )
-from gateway.calls.service import CallsError, CallsService, LiveSession
+from gateway.calls.service import CallsError, CallsService, LiveSession, placement_key
 from gateway.cors import install_cors
 from gateway.errors import ApiError
+from gateway.placement import forward_if_held_elsewhere
 from gateway.settings import Settings
-from gateway.state import gateway_state
+from gateway.state import ensure_accepting_media, gateway_state
 
 Shape = TypeVar("Shape", bound=BaseModel)
 T = TypeVar("T")
@@ -62,9 +63,18 @@ async def _authorize(app_id: str) -> CallsService:
     return service
 
 
+async def _held_elsewhere(session_id: str) -> Response | None:
+    """The owning replica's answer when another replica holds the session's peer."""
+    if session_id in calls_service().sessions:
+        return None
+    return await forward_if_held_elsewhere(gateway_state().placement, placement_key(session_id))
+
+
 async def _session(app_id: str, session_id: str) -> tuple[CallsService, LiveSession]:
     service = await _authorize(app_id)
-    session = await _call(service.get_session(app_id, session_id))
+    session = await _call(service.get_session(
+        app_id, session_id, owner_known_gone=gateway_state().placement.enabled
+    ))
     retry_after = await service.check_rate(session_id)
     if retry_after is not None:
         raise ApiError(429, "more than 50 calls per second on this session", code="rate_limited",
@@ -106,6 +116,7 @@ def create_blueprint(settings: Settings) -> Blueprint:
     @blueprint.post("/apps/<app_id>/sessions/new")
     async def new_session(app_id: str) -> tuple[Response, int]:
         service = await _authorize(app_id)
+        ensure_accepting_media()
         body = await _body(NewSessionRequest, optional=True)
         thirdparty = _flag("thirdparty")
         correlation_id = request.args.get("correlationId") or None
@@ -114,40 +125,53 @@ def create_blueprint(settings: Settings) -> Blueprint:
         result = await _call(service.new_session(
             app_id, body, correlation_id=correlation_id, thirdparty=thirdparty
         ))
+        await gateway_state().placement.claim(placement_key(result["sessionId"]))
         return jsonify(result), 201
 
     @blueprint.post("/apps/<app_id>/sessions/<session_id>/tracks/new")
     async def new_tracks(app_id: str, session_id: str) -> Response:
+        if (held := await _held_elsewhere(session_id)) is not None:
+            return held
         service, session = await _session(app_id, session_id)
         body = await _body(TracksRequest)
         return jsonify(await _call(service.new_tracks(session, body)))
 
     @blueprint.put("/apps/<app_id>/sessions/<session_id>/renegotiate")
     async def renegotiate(app_id: str, session_id: str) -> Response:
+        if (held := await _held_elsewhere(session_id)) is not None:
+            return held
         service, session = await _session(app_id, session_id)
         body = await _body(RenegotiateRequest)
         return jsonify(await _call(service.renegotiate(session, body)))
 
     @blueprint.put("/apps/<app_id>/sessions/<session_id>/tracks/close")
     async def close_tracks(app_id: str, session_id: str) -> Response:
+        if (held := await _held_elsewhere(session_id)) is not None:
+            return held
         service, session = await _session(app_id, session_id)
         body = await _body(CloseTracksRequest)
         return jsonify(await _call(service.close_tracks(session, body)))
 
     @blueprint.put("/apps/<app_id>/sessions/<session_id>/tracks/update")
     async def update_tracks(app_id: str, session_id: str) -> Response:
+        if (held := await _held_elsewhere(session_id)) is not None:
+            return held
         service, session = await _session(app_id, session_id)
         body = await _body(UpdateTracksRequest)
         return jsonify(await _call(service.update_tracks(session, body)))
 
     @blueprint.post("/apps/<app_id>/sessions/<session_id>/datachannels/new")
     async def new_datachannels(app_id: str, session_id: str) -> Response:
+        if (held := await _held_elsewhere(session_id)) is not None:
+            return held
         service, session = await _session(app_id, session_id)
         body = await _body(DataChannelsRequest)
         return jsonify(await _call(service.new_datachannels(session, body)))
 
     @blueprint.get("/apps/<app_id>/sessions/<session_id>")
     async def session_state(app_id: str, session_id: str) -> Response:
+        if (held := await _held_elsewhere(session_id)) is not None:
+            return held
         service, session = await _session(app_id, session_id)
         return jsonify(service.session_state(session))
 

@@ -15,6 +15,7 @@ import logging
 import socket
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -85,6 +86,11 @@ class TrackError(Exception):
 
 def local_track_id(session_id: str, track_name: str) -> str:
     return f"calls/{session_id}/{track_name}"
+
+
+def placement_key(session_id: str) -> str:
+    """The session's key in the shared media placement table (which replica holds it)."""
+    return f"calls/session/{session_id}"
 
 
 @dataclass
@@ -215,6 +221,8 @@ class CallsService:
         self._media_seen: dict[str, tuple[int, float]] = {}
         self._remove_listener = core.add_listener(self._on_media_event)
         self._monitor: asyncio.Task[None] | None = None
+        self.on_session_closed: Callable[[str], Awaitable[None]] | None = None
+        """Called with the session id once its PeerConnection is gone (placement release)."""
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -273,6 +281,9 @@ class CallsService:
                 .where(CallsSession.id.in_(session_ids))
                 .values(closed=True, closed_at=datetime.now(UTC))
             )
+        if self.on_session_closed is not None:
+            for session_id in session_ids:
+                await self.on_session_closed(session_id)
 
     # -- sessions -----------------------------------------------------------------------
 
@@ -303,15 +314,24 @@ class CallsService:
         self.sessions[session_id] = session
         return result
 
-    async def get_session(self, app_id: str, session_id: str) -> LiveSession:
+    async def get_session(self, app_id: str, session_id: str, *,
+                          owner_known_gone: bool = False) -> LiveSession:
+        """The session held here. `owner_known_gone`: no live replica claims it (so a row
+        that is still open belongs to a replica that died)."""
         session = self.sessions.get(session_id)
         if session is not None and session.app_id == app_id:
             return session
         async with self.db.session() as db:
             row = await db.get(CallsSession, session_id)
-        if row is None or row.app_id != app_id:
-            raise CallsError(404, "session_not_found", f"session {session_id} does not exist")
-        if row.closed or row.replica_id == self.replica_id:
+            if row is None or row.app_id != app_id:
+                raise CallsError(404, "session_not_found",
+                                 f"session {session_id} does not exist")
+            if owner_known_gone and not row.closed:
+                row.closed, row.closed_at = True, datetime.now(UTC)
+                closed = True
+            else:
+                closed = row.closed
+        if closed or row.replica_id == self.replica_id:
             raise CallsError(404, "session_closed", f"session {session_id} is closed")
         raise CallsError(
             409, "session_on_other_instance",
@@ -518,6 +538,8 @@ class CallsService:
         if track.sessionId.startswith(LIVE_SESSION_PREFIX):
             return self._resolve_live(track.sessionId[len(LIVE_SESSION_PREFIX):], track.trackName)
         owner = self.sessions.get(track.sessionId)
+        if owner is None:
+            await self._not_here(session, track.sessionId)
         if owner is None or owner.app_id != session.app_id:
             raise TrackError("session_not_found",
                              f"session {track.sessionId} does not exist in this app")
@@ -543,6 +565,17 @@ class CallsService:
         if self.core.get_track(local.track_id) is None:
             raise TrackError("track_not_found", f"track {track.trackName!r} has ended")
         return local.track_id
+
+    async def _not_here(self, session: LiveSession, owner_id: str) -> None:
+        """Raise the per-track error for a session that is open on another replica."""
+        async with self.db.session() as db:
+            row = await db.get(CallsSession, owner_id)
+        if row is not None and row.app_id == session.app_id and not row.closed:
+            raise TrackError(
+                "session_on_other_instance",
+                f"session {owner_id} is held by another gateway replica; media is pulled "
+                "within one replica, so create the pulling session there",
+            )
 
     def _resolve_live(self, room: str, name: str) -> str:
         tracks = self.core.list_tracks(f"live/{room}/")
