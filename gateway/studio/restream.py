@@ -393,6 +393,7 @@ class Restreamer:
         self._file_audio_encoder: AudioEncoder | None = None
         self._first_live_sent = False
         self._fan_lock = threading.Lock()
+        self.codec_actions: dict[str, str] = {}
         self._gop: list[Packet] = []
         self.started_at = time.monotonic()
         self.error: str | None = None
@@ -590,6 +591,7 @@ class Restreamer:
                     video_copy_template = self._h264_template(frame.data)
                     if not video_copy_template:
                         continue
+                    self._codec_plan("video", codec, "copy")
                 self._fan_out([Packet("video", frame.data, pts, pts, frame.keyframe)])
             elif kind == "video":
                 if video_decoder is None:
@@ -597,6 +599,7 @@ class Restreamer:
                         "libvpx" if codec == "video/vp8" else codec.split("/")[1].lower(), "r"
                     )
                     self._video_encoder = VideoEncoder(self.templates)
+                    self._codec_plan("video", codec, "transcode to H.264")
                 for decoded in _decode(video_decoder, frame.data):
                     self._fan_out(self._video_encoder.encode(decoded, pts))  # type: ignore[union-attr]
             else:
@@ -607,9 +610,15 @@ class Restreamer:
                     audio_decoder.sample_rate = AUDIO_RATE
                     audio_decoder.layout = "stereo"
                     audio_encoder = AudioEncoder(self.templates)
+                    self._codec_plan("audio", codec, "transcode to AAC")
                 assert audio_encoder is not None
                 for decoded in _decode(audio_decoder, frame.data):
                     self._fan_out(audio_encoder.encode(decoded, pts))
+
+    def _codec_plan(self, kind: str, codec: str, action: str) -> None:
+        self.codec_actions[kind] = action
+        log.info("encoder stream %s: %s %s: %s, once for %d destination(s)",
+                 self.plan.stream_id, kind, codec, action, len(self._outputs))
 
     def _h264_template(self, keyframe: bytes) -> bool:
         """Codec parameters (SPS/PPS as extradata, size) from the first Annex B keyframe."""
@@ -672,6 +681,12 @@ class Restreamer:
                         if copy:
                             self.templates.set(kind, stream, container)  # type: ignore[arg-type]
                             keep_open = True
+            if first:
+                for kind, stream, copy in (("video", video, copy_video),
+                                           ("audio", audio, copy_audio)):
+                    if stream is not None:
+                        self._codec_plan(kind, stream.codec_context.name,
+                                         "copy" if copy else "transcode")
             if video is not None and not copy_video and self._video_encoder is None:
                 self._video_encoder = VideoEncoder(self.templates)
             if audio is not None and not copy_audio and self._file_audio_encoder is None:

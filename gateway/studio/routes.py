@@ -9,6 +9,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from quart import Blueprint, Response, jsonify, request
 
+from gateway.cors import CorsPolicy, install_cors
 from gateway.errors import ApiError
 from gateway.pagination import CursorCodec, PaginationError, parse_limit
 from gateway.settings import Settings
@@ -36,6 +37,14 @@ DESTINATION_FIELDS = {"name": "name", "platform": "platform", "rtmpUrl": "rtmp_u
                       "connectionId": "connection_id", "enabled": "enabled",
                       "vertical": "vertical"}
 MAX_SDP_BYTES = 64 * 1024
+# Keys travel in headers, never cookies, so any origin may call (browser webcam sources
+# publish over WHIP from their own pages).
+CORS = CorsPolicy(
+    allowed_origin="*",
+    allow_methods="GET, POST, PATCH, DELETE, OPTIONS",
+    allow_headers="Content-Type, Authorization, X-API-Key, X-Request-Id",
+    expose_headers="Location, X-Request-Id, Retry-After",
+)
 
 
 def domain_errors(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -107,6 +116,7 @@ def _created(body: dict[str, Any]) -> tuple[Response, int]:
 
 def create_blueprint(settings: Settings) -> Blueprint:
     blueprint = Blueprint("studio", __name__)
+    install_cors(blueprint, CORS)
 
     @blueprint.get("/v1/health")
     async def health() -> Response:

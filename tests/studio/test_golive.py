@@ -52,6 +52,7 @@ def test_media_source_goes_live_with_codec_copy(tmp_path: Path) -> None:
         assert status["liveStartedAt"] <= status["broadcastStartedAt"]
         # copying 720p30 to two destinations is cheap; transcoding it would take a core
         assert cpu_share < 0.25, cpu_share
+        assert "video h264: copy" in server.log() and "audio aac: copy" in server.log()
         assert live_latency < 10
 
         again = api("POST", f"/v1/studios/{sid}/go-live", expect=200).json()
@@ -104,6 +105,9 @@ async def test_webrtc_input_goes_live_h264_copied_opus_to_aac(tmp_path: Path) ->
             assert reader.audio_frames >= 60, reader
         statuses = await asyncio.to_thread(api.statuses, sid)
         assert {s for s, _ in statuses.values()} == {"live"}
+        log = server.log()
+        assert "video video/h264: copy, once for 2 destination(s)" in log, log[-3000:]
+        assert "audio audio/opus: transcode to AAC, once for 2 destination(s)" in log
 
         watchers = [RtmpReader(f"{nginx.url}/{key}", duration=60).start()
                     for key in ("webrtc-one", "webrtc-two")]
