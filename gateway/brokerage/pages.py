@@ -109,8 +109,12 @@ def dashboard(name: str, peer_tokens: dict[str, str], *, admin_token: str | None
 <label for="jstream">Stream</label><select id="jstream">{options}</select>
 <label for="jport">Local SRT port</label>
 <input id="jport" type="number" min="1024" max="65535" value="9000">
+<label for="jrole">This side</label>
+<select id="jrole"><option value="sender">sends</option>
+<option value="receiver">receives</option></select>
 <p><button id="join">Join</button></p>
-<p id="joined" class="muted"></p><pre id="peerinfo"></pre></div>
+<p id="joined" class="muted"></p><pre id="peerinfo"></pre>
+<div id="commands"></div></div>
 {tally}
 <div class="card"><h2>Share</h2><p><code>{escape(dashboard_url)}</code></p>
 <img src="{escape(qr_url)}" alt="QR code" width="160" height="160"></div>
@@ -141,9 +145,29 @@ function show(msg) {{
       (msg.rtt !== undefined ? ' rtt ' + msg.rtt + 'ms' : '');
   if (msg.type === 'peer') $('peerinfo').textContent = 'Peer: ' + msg.host + ':' + msg.port +
       '\\nPassphrase: ' + msg.passphrase + '\\nLatency: ' + msg.latency + ' ms (rendezvous)';
-  if (msg.type === 'registered') $('joined').textContent = 'Joined ' + msg.stream +
-      ' as peer ' + msg.peer;
+  if (msg.type === 'registered') {{
+    joined.stream = msg.stream; joined.peer = msg.peer;
+    $('joined').textContent = 'Joined ' + msg.stream + ' as peer ' + msg.peer;
+  }}
+  if ((msg.type === 'peer' || msg.type === 'relay') && joined.peer) commands();
   if (msg.type === 'state' || msg.type === 'peer_match') refresh();
+}}
+const joined = {{stream: null, peer: null, role: 'sender'}};
+async function commands() {{
+  // `role` is peer a's role: flip it when this side is peer b
+  const roleA = joined.peer === 'a' ? joined.role :
+    (joined.role === 'sender' ? 'receiver' : 'sender');
+  const reply = await fetch('/api/session/' + encodeURIComponent(CFG.session) +
+    '/connect?stream=' + encodeURIComponent(joined.stream) + '&role=' + roleA,
+    {{headers: {{Authorization: 'Bearer ' + CFG.peerTokens[joined.stream]}}}});
+  if (!reply.ok) return;
+  const mine = (await reply.json())['for_peer_' + joined.peer];
+  const box = $('commands'); box.textContent = '';
+  for (const [format, text] of Object.entries(mine)) {{
+    const title = document.createElement('h3'); title.textContent = format;
+    const pre = document.createElement('pre'); pre.textContent = text;
+    pre.dataset.format = format; box.append(title, pre);
+  }}
 }}
 async function refresh() {{
   const token = CFG.adminToken || CFG.peerTokens[Object.keys(CFG.peerTokens)[0]];
@@ -169,6 +193,7 @@ let observer = null;
 if (CFG.adminToken) observer = open(CFG.adminToken);
 $('join').addEventListener('click', () => {{
   const stream = $('jstream').value, port = Number($('jport').value);
+  joined.role = $('jrole').value;
   open(CFG.peerTokens[stream], (ws) => ws.send(JSON.stringify(
     {{type: 'register', port: port, stream: stream}})));
 }});

@@ -87,6 +87,7 @@ async def test_dashboard_join_controls(api: Api, browser: Browser) -> None:
     assert response is not None and response.status == 200
     await expect(page.get_by_text("(observer)")).to_have_count(0)
     await page.fill("#jport", "9200")
+    await page.select_option("#jrole", "receiver")
     await page.click("#join")
     await expect(page.locator("#joined")).to_have_text("Joined default as peer a")
     peer = await Peer.connect(api.base_url, "join-page",
@@ -95,6 +96,14 @@ async def test_dashboard_join_controls(api: Api, browser: Browser) -> None:
         await peer.send({"type": "register", "port": 9202})
         assert (await peer.expect("peer"))["port"] == 9200
         await expect(page.locator("#peerinfo")).to_contain_text("127.0.0.1:9202")
+        # this side receives: its commands read SRT from the other peer into UDP
+        command = page.locator('#commands pre[data-format="srt-live-transmit"]')
+        await expect(command).to_contain_text("srt://127.0.0.1:9202?mode=rendezvous&port=9200")
+        await expect(command).to_contain_text("udp://127.0.0.1:9201")
+        text = await command.inner_text()
+        assert text.index("srt://") < text.index("udp://")
+        await expect(page.locator('#commands pre[data-format="ffmpeg"]')).to_contain_text(
+            "output.ts")
     finally:
         await peer.close()
     missing = api.request("GET", "/s/no-such-session")
