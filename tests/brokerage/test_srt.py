@@ -184,6 +184,12 @@ async def test_relay_when_both_peers_fail(api: Api, tmp_path: Path) -> None:
         recv_cmd = strings["for_peer_b"]["srt-live-transmit"]
         assert f"srt://127.0.0.1:{relay_a['port']}?mode=caller" in send_cmd
         assert f"srt://127.0.0.1:{relay_b['port']}?mode=caller" in recv_cmd
+        for side, relay in (("for_peer_a", relay_a), ("for_peer_b", relay_b)):
+            formats = strings[side]
+            for fmt in ("ffmpeg", "obs", "gstreamer"):
+                assert f"127.0.0.1:{relay['port']}?mode=caller" in formats[fmt], fmt
+            assert f"Port: {relay['port']}" in formats["vmix"]
+            assert "SRT (Caller)" in formats["vmix"]
         with running(send_cmd, tmp_path / "a.log"), running(recv_cmd, tmp_path / "b.log"):
             wait_for_output(tmp_path / "a.log", "SRT target connected")
             sent, got = pump_udp(udp_port(send_cmd, "sender"), udp_port(recv_cmd, "receiver"))

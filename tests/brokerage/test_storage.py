@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -101,3 +102,38 @@ async def test_state_machine_on_both_databases(database_url: str) -> None:
     finally:
         await service.stop()
         await db.close()
+
+
+async def test_relay_request_and_shutdown(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'relay.db'}"
+    await asyncio.to_thread(upgrade, url)
+    db = Database(url)
+    service = BrokerageService(db, TokenSigner(b"k" * 32), _config())
+    signalling = Signalling(service)
+    try:
+        created = await service.create_session(
+            CreateSession(name="ask", streams=[], latency=300, ttl=600), "127.0.0.1")
+        peer = service.verify(service.mint(created.session, "default"))
+        a = await signalling.open("ask", peer, "127.0.0.1", "127.0.0.1")
+        await signalling.handle_text(a, '{"type": "relay"}')
+        assert drain(a)[-1]["error"] == "INVALID_MESSAGE"  # not registered yet
+        await signalling.handle_text(a, '{"type": "register", "port": 4100}')
+        await signalling.handle_text(a, '{"type": "relay"}')
+        assert drain(a)[-1] == {"type": "error", "error": "INVALID_MESSAGE",
+                                "message": "the stream has no matched peers yet"}
+        b = await signalling.open("ask", peer, "127.0.0.1", "127.0.0.1")
+        await signalling.handle_text(b, '{"type": "register", "port": 4102}')
+        await signalling.handle_text(b, '{"type": "ready"}')
+        await signalling.handle_text(b, '{"type": "relay"}')
+        relay = next(m for m in drain(b) if m["type"] == "relay")
+        assert relay["latency"] == 300 and relay["role"] == "receiver"
+        assert relay["passphrase"] == created.session.passphrase
+        assert next(m for m in drain(a) if m["type"] == "relay")["role"] == "sender"
+        assert (await service.describe("ask", service.verify(created.token)))["state"] == (
+            "RELAYING")
+        process = service.relays.get("ask", "default").process
+        assert process.returncode is None
+    finally:
+        await service.stop()
+        await db.close()
+    assert process.returncode is not None  # relays stop with the gateway
