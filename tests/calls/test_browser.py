@@ -50,7 +50,8 @@ def page_origin() -> Iterator[str]:
 @pytest.fixture
 def calls_server(tmp_path: Path) -> Iterator[RunningServer]:
     server = start_server(tmp_path / "data",
-                          env={"CALLS_APP_ID": APP_ID, "CALLS_APP_SECRET": APP_SECRET})
+                          env={"CALLS_APP_ID": APP_ID, "CALLS_APP_SECRET": APP_SECRET,
+                               "MEDIAGATE_SHUTDOWN_GRACE": "2"})
     yield server
     assert server.stop() == 0, server.log()[-3000:]
 
@@ -126,3 +127,65 @@ def test_browser_echo_plays_pulled_video(calls_server: RunningServer, page_origi
             assert sorted(by_mid.values()) == ["active", "inactive"]
         else:
             assert sorted(by_mid.values()) == ["active", "inactive"], by_mid
+
+
+async def test_browser_watches_a_whip_room_through_calls(
+    calls_server: RunningServer, page_origin: str
+) -> None:
+    """A WHIP publisher (aiortc, live API) watched by Chromium through the Calls API."""
+    import asyncio
+
+    from aiortc import RTCSessionDescription
+    from playwright.async_api import async_playwright
+
+    from tests.media.media_clients import Publisher
+
+    publisher = Publisher("video/VP8")
+    await publisher.pc.setLocalDescription(await publisher.pc.createOffer())
+    path = "/api/whip/publish/stage"
+    async with httpx.AsyncClient(base_url=calls_server.base_url, timeout=30) as client:
+        response = await client.post(path, content=publisher.pc.localDescription.sdp,
+                                     headers={"Content-Type": "application/sdp"})
+    contract.check("live", "POST", path, response)
+    assert response.status_code == 201, response.text
+    await publisher.pc.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
+    api = f"{calls_server.base_url}/v1"
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                                       args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page()
+                await page.goto(
+                    f"{page_origin}/watch.html?api={api}&app={APP_ID}&secret={APP_SECRET}"
+                )
+                session_id = await page.evaluate("watchRoom('stage')")
+                await page.wait_for_function(
+                    "document.getElementById('remote-video').videoWidth === 320",
+                    timeout=15_000,
+                )
+                first = await page.evaluate(
+                    "document.getElementById('remote-video').currentTime"
+                )
+                await page.wait_for_function(
+                    f"document.getElementById('remote-video').currentTime > {first} + 1",
+                    timeout=10_000,
+                )
+                artifacts = PROJECT_ROOT / "test-artifacts"
+                artifacts.mkdir(exist_ok=True)
+                await page.screenshot(path=str(artifacts / "calls-browser-whip-room.png"))
+            finally:
+                await browser.close()
+    finally:
+        await publisher.close()
+    path = f"/v1/apps/{APP_ID}/sessions/{session_id}"
+    async with httpx.AsyncClient(base_url=calls_server.base_url, timeout=30) as client:
+        for _ in range(50):  # the publisher left: the watched tracks go inactive
+            response = await client.get(path, headers={"Authorization": f"Bearer {APP_SECRET}"})
+            contract.check("calls", "GET", path, response)
+            tracks = response.json()["tracks"]
+            if {t["status"] for t in tracks} == {"inactive"}:
+                break
+            await asyncio.sleep(0.2)
+    assert [t["sessionId"] for t in tracks] == ["live:stage", "live:stage"]
+    assert {t["status"] for t in tracks} == {"inactive"}
