@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from gateway.apis import ApiMount
 from gateway.brokerage.routes import SERVICE_KEY, create_blueprint
 from gateway.brokerage.schemas import render_error
 from gateway.brokerage.service import BrokerageService, Config
+from gateway.brokerage.signalling import GOING_AWAY
 from gateway.brokerage.tokens import TokenSigner
 
 if TYPE_CHECKING:
     from gateway.state import GatewayState
 
 SWEEP_INTERVAL_SECONDS = 5.0
+DRAIN_POLL_SECONDS = 0.2
 
 
 def build_service(state: GatewayState) -> BrokerageService:
@@ -35,6 +40,29 @@ async def _start(state: GatewayState) -> None:
     service = build_service(state)
     state.services[SERVICE_KEY] = service
     service.start_sweeper(SWEEP_INTERVAL_SECONDS)
+    state.stop_hooks.append(_watch_draining(state, service))
+
+
+def _watch_draining(state: GatewayState,
+                    service: BrokerageService) -> Callable[[], Awaitable[None]]:
+    """When the replica starts draining, close its signalling sockets with 1001 so clients
+    reconnect elsewhere and the server is not kept waiting on them."""
+
+    async def watch() -> None:
+        # the foundation exposes draining as a flag only, so poll it
+        while not state.draining:  # noqa: ASYNC110
+            await asyncio.sleep(DRAIN_POLL_SECONDS)
+        for connection in list(service.connections):
+            connection.deliver(GOING_AWAY)
+
+    task = asyncio.create_task(watch())
+
+    async def cancel() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return cancel
 
 
 async def _stop(state: GatewayState) -> None:

@@ -20,7 +20,7 @@ from gateway.brokerage.schemas import (
     valid_name,
 )
 from gateway.brokerage.service import BrokerageService
-from gateway.brokerage.signalling import Signalling, error_message
+from gateway.brokerage.signalling import GOING_AWAY, Signalling, error_message
 from gateway.clientip import request_client_ip
 from gateway.errors import ApiError
 from gateway.ratelimit import enforce, per_minute
@@ -182,9 +182,12 @@ def _html(body: str, status: int = 200) -> Response:
 
 
 async def _pump(outbox: asyncio.Queue[dict[str, Any]]) -> None:
-    """Send queued messages; a `state: CLOSED` message is the last one."""
+    """Send queued messages; `state: CLOSED` is the last one, GOING_AWAY closes with 1001."""
     while True:
         message = await outbox.get()
+        if message is GOING_AWAY:
+            await websocket.close(1001, "server shutting down")
+            return
         await websocket.send(json.dumps(message))
         if message.get("type") == "state" and message.get("state") == service.CLOSED:
             await websocket.close(1000, "session closed")

@@ -93,6 +93,8 @@ class BrokerageService:
         self.clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        self.connections: set[Any] = set()
+        """This process's signalling connections (they live where their socket is)."""
 
     # ---- tokens -------------------------------------------------------------------------
 

@@ -85,6 +85,10 @@ class SignalConnection:
         self.outbox.put_nowait(message)
 
 
+GOING_AWAY: dict[str, Any] = {}
+"""Queued (by identity) to close a socket with 1001 when this replica shuts down."""
+
+
 def error_message(code: str, message: str) -> dict[str, Any]:
     return {"type": "error", "error": code, "message": message}
 
@@ -99,11 +103,13 @@ class Signalling:
             row = await self.service._live(db, name, claims)
         connection = SignalConnection(name, claims, host, server_host)
         self.service.bus.subscribe(name, connection)
+        self.service.connections.add(connection)
         connection.deliver({"type": "state", "state": row.state})
         return connection
 
     async def close(self, connection: SignalConnection) -> None:
         self.service.bus.unsubscribe(connection.session, connection)
+        self.service.connections.discard(connection)
         if connection.label is None:
             return
         service = self.service

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -214,3 +215,27 @@ async def test_forwarded_for_only_from_trusted_proxies(api: Api, tmp_path: Path)
         other.close()
     finally:
         assert proxied.stop() == 0
+
+
+async def test_shutdown_closes_sockets_with_going_away(tmp_path: Path) -> None:
+    import time
+
+    from tests.server import start_server
+
+    server = start_server(tmp_path / "data")
+    try:
+        other = Api(server.base_url)
+        created = other.create("drain")
+        peer = await Peer.connect(server.base_url, "drain", created["token"])
+        await peer.send({"type": "register", "port": 9300})
+        await peer.expect("registered")
+        other.close()
+        started = time.monotonic()
+        assert await asyncio.to_thread(server.stop) == 0
+        assert time.monotonic() - started < 5
+        with pytest.raises(websockets.ConnectionClosedOK):
+            await peer.recv(5)
+        assert peer.ws.close_code == 1001
+        assert "Traceback" not in server.log()
+    finally:
+        server.stop()
