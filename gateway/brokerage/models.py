@@ -63,3 +63,5 @@ class PunchPeer(Base):
     srt: Mapped[str | None] = mapped_column(String(16), nullable=True)
     ready: Mapped[bool] = mapped_column(default=False)
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    """Refreshed by the process holding the WebSocket; a stale row is a dead socket."""

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import __version__
@@ -39,6 +39,9 @@ DEFAULT_STREAM = "default"
 PASSPHRASE_LENGTH = 32
 PBKEYLEN = 16
 SWEEP_GRACE_SECONDS = 300
+PEER_STALE_SECONDS = 30
+"""A registration its process has not refreshed for this long belongs to a dead socket."""
+HEARTBEAT_CHUNK = 500
 """Expired sessions stay (CLOSED) this long before the sweeper deletes them."""
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -306,9 +309,46 @@ class BrokerageService:
 
     # ---- expiry -------------------------------------------------------------------------
 
+    async def heartbeat(self, now: float) -> list[str]:
+        """Refresh this process's registrations; drop stale ones (their process died).
+
+        Returns the sessions whose state changed.
+        """
+        ids = [c.id for c in list(self.connections) if getattr(c, "label", None)]
+        async with self.db.session() as db:
+            for start in range(0, len(ids), HEARTBEAT_CHUNK):
+                await db.execute(update(PunchPeer).where(
+                    PunchPeer.connection_id.in_(ids[start:start + HEARTBEAT_CHUNK])
+                ).values(seen_at=_utc(now)))
+            stale = (await db.execute(
+                select(PunchPeer.id, PunchStream.session_name)
+                .join(PunchStream, PunchStream.id == PunchPeer.stream_id)
+                .where(PunchPeer.seen_at < _utc(now - PEER_STALE_SECONDS))
+            )).all()
+        changed: list[str] = []
+        for name in sorted({row.session_name for row in stale}):
+            async with self.lock(name), self.db.session() as db:
+                peer_ids = [row.id for row in stale if row.session_name == name]
+                streams = await self._streams(db, name)
+                affected = {p.stream_id for p in await self._peers(db, [s.id for s in streams])
+                            if p.id in peer_ids}
+                await db.execute(delete(PunchPeer).where(PunchPeer.id.in_(peer_ids)))
+                for stream in streams:
+                    if stream.id in affected and stream.state == READY:
+                        stream.state = WAITING
+                session = await db.get(PunchSession, name)
+                new_state = await self.recompute(db, session) if session else None
+            log.info("dropped %d stale peer registration(s) in session %s", len(peer_ids), name)
+            if new_state:
+                await self.bus.publish(name, {"type": "state", "state": new_state},
+                                       Audience.everyone())
+                changed.append(name)
+        return changed
+
     async def sweep(self) -> int:
         """Close sessions past their TTL; delete closed ones after a grace period."""
         now = self.clock()
+        await self.heartbeat(now)
         async with self.db.session() as db:
             due = (await db.execute(
                 select(PunchSession.name).where(

@@ -199,6 +199,7 @@ class Signalling:
                         stream_id=stream.id, label=label, connection_id=connection.id,
                         host=connection.host, port=port, ready=False,
                         registered_at=datetime.fromtimestamp(service.clock(), UTC),
+                        seen_at=datetime.fromtimestamp(service.clock(), UTC),
                     )
                     db.add(new_peer)
                     try:

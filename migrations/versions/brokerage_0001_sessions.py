@@ -66,6 +66,7 @@ def upgrade() -> None:
         sa.Column("srt", sa.String(length=16), nullable=True),
         sa.Column("ready", sa.Boolean(), nullable=False),
         sa.Column("registered_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["stream_id"], ["punch_stream.id"],
             name=op.f("fk_punch_peer_stream_id_punch_stream"), ondelete="CASCADE",
@@ -75,9 +76,11 @@ def upgrade() -> None:
         sa.UniqueConstraint("stream_id", "label", name=op.f("uq_punch_peer_stream_id")),
     )
     op.create_index(op.f("ix_punch_peer_stream_id"), "punch_peer", ["stream_id"], unique=False)
+    op.create_index(op.f("ix_punch_peer_seen_at"), "punch_peer", ["seen_at"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_punch_peer_seen_at"), table_name="punch_peer")
     op.drop_index(op.f("ix_punch_peer_stream_id"), table_name="punch_peer")
     op.drop_table("punch_peer")
     op.drop_index(op.f("ix_punch_stream_session_name"), table_name="punch_stream")

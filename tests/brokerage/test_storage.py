@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -137,3 +138,39 @@ async def test_relay_request_and_shutdown(tmp_path: Path) -> None:
         await service.stop()
         await db.close()
     assert process.returncode is not None  # relays stop with the gateway
+
+
+async def test_registrations_of_a_dead_process_go_stale(database_url: str) -> None:
+    await asyncio.to_thread(upgrade, database_url)
+    db = Database(database_url)
+    dead = BrokerageService(db, TokenSigner(b"k" * 32), _config())
+    alive = BrokerageService(db, TokenSigner(b"k" * 32), _config())
+    try:
+        created = await dead.create_session(
+            CreateSession(name="crash", streams=[], latency=200, ttl=600), "127.0.0.1")
+        token = dead.verify(dead.mint(created.session, "default"))
+        lost = [await Signalling(dead).open("crash", token, "127.0.0.1", "127.0.0.1")
+                for _ in range(2)]
+        for port, connection in zip((4200, 4202), lost, strict=True):
+            await Signalling(dead).handle_text(connection, json.dumps(
+                {"type": "register", "port": port}))
+        survivor = await Signalling(alive).open("crash", token, "127.0.0.1", "127.0.0.1")
+        await Signalling(alive).handle_text(survivor, '{"type": "register", "port": 4204}')
+        assert drain(survivor)[-1]["error"] == "STREAM_TAKEN"
+        # the dead process never refreshes its rows; the living one sweeps them away
+        now = time.time()
+        alive.clock = lambda: now + 31
+        assert await alive.heartbeat(now + 31) == ["crash"]
+        assert drain(survivor)[-1] == {"type": "state", "state": "WAITING"}
+        alive.clock = time.time
+        await Signalling(alive).handle_text(survivor, '{"type": "register", "port": 4204}')
+        assert next(m for m in drain(survivor) if m["type"] == "registered")["peer"] == "a"
+        # a living process's own registrations stay fresh
+        alive.clock = lambda: now + 62
+        assert await alive.heartbeat(now + 62) == []
+        assert (await alive.describe("crash", alive.verify(
+            alive.mint(created.session))))["streams"]["default"]["peers"] == 1
+    finally:
+        await dead.stop()
+        await alive.stop()
+        await db.close()
