@@ -31,6 +31,8 @@ import fractions
 import io
 import logging
 import queue
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -51,6 +53,7 @@ GOP_CACHE = 450  # packets since the last keyframe handed to an output when it (
 INPUT_QUEUE = 1000
 _WRAP = 1 << 32
 _STOP = object()
+SYSTEM_FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
 
 Kind = Literal["video", "audio"]
 StatusCallback = Callable[[str, str, "str | None"], None]
@@ -393,6 +396,7 @@ class Restreamer:
         self._file_audio_encoder: AudioEncoder | None = None
         self._first_live_sent = False
         self._fan_lock = threading.Lock()
+        self._pipe: subprocess.Popen[bytes] | None = None
         self.codec_actions: dict[str, str] = {}
         self._gop: list[Packet] = []
         self.started_at = time.monotonic()
@@ -494,6 +498,7 @@ class Restreamer:
             task.cancel()
         with contextlib.suppress(queue.Full):
             self._input.put_nowait(_STOP)
+        self._end_pipe()  # unblocks a pipe read
         for output in self._outputs.values():
             output.stop()
 
@@ -643,10 +648,11 @@ class Restreamer:
         delay = self.plan.backoff_initial
         while not self._stopping.is_set():
             try:
-                container = av.open(source.target, timeout=(10.0, 10.0))
+                container = self._open_source()
             except Exception as exc:
                 self.error = f"{type(exc).__name__}: {exc}"
                 log.warning("encoder stream %s: cannot open source: %s", self.plan.stream_id, exc)
+                self._end_pipe()
                 self._stopping.wait(delay)
                 delay = min(delay * 2, self.plan.backoff_max)
                 continue
@@ -657,12 +663,37 @@ class Restreamer:
                 log.warning("encoder stream %s: source read failed: %s", self.plan.stream_id, exc)
                 end_ms = None
             first = False
+            self._end_pipe()
             if end_ms is not None:
                 offset_ms = end_ms
             if not source.loop and source.mode == "file":
                 break
             if source.mode == "pull":
                 offset_ms = self._now_ms()
+
+    def _open_source(self) -> Any:
+        """The source as a PyAV input container.
+
+        PyAV's bundled FFmpeg has no SRT, so `srt://` is received by the system `ffmpeg`
+        (built with libsrt) and handed over as MPEG-TS on a pipe, still without transcoding.
+        """
+        target = self.plan.source.target
+        if not target.startswith("srt://"):
+            return av.open(target, timeout=(10.0, 10.0))
+        self._end_pipe()
+        self._pipe = subprocess.Popen(
+            [SYSTEM_FFMPEG, "-loglevel", "quiet", "-nostdin", "-i", target, "-map", "0:v:0?",
+             "-map", "0:a:0?", "-c", "copy", "-f", "mpegts", "pipe:1"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )
+        assert self._pipe.stdout is not None
+        return av.open(self._pipe.stdout, format="mpegts")
+
+    def _end_pipe(self) -> None:
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None and pipe.poll() is None:
+            pipe.kill()
+            pipe.wait(5)
 
     def _play_container(self, container: Any, offset_ms: int, realtime: bool,
                         first: bool) -> int | None:

@@ -7,6 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.pg import free_port
 from tests.studio.live_helpers import (
     Api,
     WhipPublisher,
@@ -149,3 +150,32 @@ def test_rtmp_pull_source_goes_live(tmp_path: Path) -> None:
         api.close()
         assert server.stop() == 0, server.log()
         nginx.stop()
+
+
+def test_srt_pull_source_goes_live(tmp_path: Path) -> None:
+    nginx = NginxRtmp(tmp_path / "nginx").start()
+    server = start_gateway(tmp_path / "data")
+    api = Api(server)
+    clip = make_clip(tmp_path / "ingest.mp4", seconds=2, size="320x240")
+    port = free_port()
+    encoder = subprocess.Popen(
+        ["ffmpeg", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(clip),
+         "-c", "copy", "-f", "mpegts", f"srt://127.0.0.1:{port}?mode=listener"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        sid, _, _ = api.studio_with(
+            {"name": "srt", "type": "srt", "url": f"srt://127.0.0.1:{port}?mode=caller"},
+            [(nginx.url, "from-srt")])
+        api("POST", f"/v1/studios/{sid}/go-live", expect=200)
+        reader = RtmpReader(f"{nginx.url}/from-srt", duration=3).start().join()
+        assert reader.error is None, reader.error
+        assert (reader.video_codec, reader.audio_codec) == ("h264", "aac")
+        assert reader.video_frames >= 45 and reader.audio_frames >= 60, reader
+        api("POST", f"/v1/studios/{sid}/go-offline", expect=200)
+    finally:
+        encoder.kill()
+        encoder.wait()
+        api.close()
+        assert server.stop() == 0, server.log()
+        nginx.stop()
+    assert "video h264: copy" in server.log() and "audio aac: copy" in server.log()
