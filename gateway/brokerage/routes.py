@@ -87,10 +87,10 @@ def create_blueprint(settings: Settings) -> Blueprint:
     @blueprint.get("/api/session/<name>/connect")
     async def connection_strings(name: str) -> Response:
         claims = brokerage().authorize(_token(), name)
-        stream = request.args.get("stream")
+        stream = request.args.get("stream") or None  # `?stream=` means the default
         if stream is not None and not valid_name(stream):
             raise PunchError(400, "INVALID_MESSAGE", "invalid stream name")
-        role = request.args.get("role", "sender")
+        role = request.args.get("role") or "sender"
         if role not in ("sender", "receiver"):
             raise PunchError(400, "INVALID_MESSAGE", "role must be sender or receiver")
         body = await brokerage().connection_strings(name, claims, stream, role)  # type: ignore[arg-type]

@@ -72,6 +72,8 @@ async def test_two_peers_get_each_others_address_and_connection_strings(
         assert "output.ts" in body["for_peer_b"]["ffmpeg"]
         assert "srtsink" in body["for_peer_a"]["gstreamer"]
         assert "srtsrc" in body["for_peer_b"]["gstreamer"]
+        same = api.request("GET", f"/api/session/{name}/connect?stream=&role=", token=admin)
+        assert same.json() == body
         flipped = api.request("GET", f"/api/session/{name}/connect",
                               params={"role": "receiver"}, token=token).json()
         assert "srtsrc" in flipped["for_peer_a"]["gstreamer"]
