@@ -7,9 +7,12 @@ import gc
 import os
 import threading
 
+import pytest
 from media_clients import Publisher, Subscriber, wait_for
 
 from media import MediaCore
+
+pytestmark = pytest.mark.usefixtures("loopback_ice")
 
 CYCLES = 100
 

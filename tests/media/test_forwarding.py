@@ -17,6 +17,8 @@ from media_clients import Captured, Publisher, Subscriber, decode_numbers, wait_
 from media import MediaConfig, MediaCore, hook
 from media.forward import Tap
 
+pytestmark = pytest.mark.usefixtures("loopback_ice")
+
 
 def assert_contiguous_run(received: list[Captured], reference: list[Captured]) -> None:
     """`received` is a run of consecutive `reference` frames: same bytes, same RTP spacing."""

@@ -18,6 +18,8 @@ from media_clients import Publisher, wait_for
 
 from media import MediaCore, hook
 
+pytestmark = pytest.mark.usefixtures("loopback_ice")
+
 RMEM_MAX = Path("/proc/sys/net/core/rmem_max")
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
 from aiortc import RTCSessionDescription
 from media_clients import Publisher, wait_for
 
 from media import MediaConfig, MediaCore, PeerClosed, TrackEnded
+
+pytestmark = pytest.mark.usefixtures("loopback_ice")
 
 
 async def test_peer_that_never_connects_is_closed() -> None:
