@@ -207,6 +207,26 @@ class Peer:
                 raise NegotiationError(str(exc)) from exc
             self._install_hooks()
 
+    async def add_ice_candidate(self, candidate: str, sdp_mid: str | None = None) -> None:
+        """Add a trickled remote candidate (``candidate:...`` or ``a=candidate:...`` line).
+
+        An empty string means end-of-candidates, as in WebRTC.
+        """
+        self._check_open()
+        line = candidate.strip().removeprefix("a=").removeprefix("candidate:")
+        if not line:
+            await self.pc.addIceCandidate(None)  # type: ignore[arg-type]
+            return
+        try:
+            parsed = aiortc_sdp.candidate_from_sdp(line)
+        except (ValueError, IndexError) as exc:
+            raise NegotiationError(f"invalid candidate: {exc}") from exc
+        if sdp_mid is None:
+            transceivers = self.pc.getTransceivers()
+            sdp_mid = transceivers[0].mid if transceivers else None
+        parsed.sdpMid = sdp_mid
+        await self.pc.addIceCandidate(parsed)
+
     def _tune_sockets(self) -> None:
         size = self.core.config.udp_receive_buffer
         if size:
