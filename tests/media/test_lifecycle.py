@@ -58,3 +58,26 @@ async def test_dtls_failure_tears_peer_down(core: MediaCore) -> None:
     assert core.list_tracks() == []
     assert any(isinstance(e, PeerClosed) for e in events)
     await publisher.close()
+
+
+async def test_trickled_candidates_connect(core: MediaCore) -> None:
+    publisher = Publisher("video/VP8", audio=False)
+    peer = await core.create_peer()
+    await publisher.pc.setLocalDescription(await publisher.pc.createOffer())
+    offer = publisher.pc.localDescription.sdp
+    candidates = [line for line in offer.splitlines() if line.startswith("a=candidate:")]
+    assert candidates
+    bare = "\r\n".join(
+        line
+        for line in offer.splitlines()
+        if not line.startswith(("a=candidate:", "a=end-of-candidates"))
+    ) + "\r\n"
+    answer = await peer.accept_offer(bare, publish_prefix="live/trickle")
+    await publisher.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    mid = publisher.pc.getTransceivers()[0].mid
+    for line in candidates:
+        await peer.add_ice_candidate(line, mid)
+    await peer.add_ice_candidate("", mid)
+    (info,) = core.list_tracks("live/trickle/")
+    await wait_for(lambda: core.track_started(info.track_id), 10)
+    await publisher.close()
