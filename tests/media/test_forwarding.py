@@ -284,3 +284,32 @@ async def test_nack_repairs_loss_on_both_legs(core: MediaCore) -> None:
     assert len(readable) >= 0.95 * len(numbers)
     first_i, first_n = readable[0]
     assert all(n - first_n == i - first_i for i, n in readable)
+
+
+async def test_stats_report_rates_and_feedback(core: MediaCore) -> None:
+    publisher = Publisher("video/VP8")
+    publisher_peer = await core.create_peer()
+    await publisher.publish(publisher_peer, "live/stats")
+    infos = {t.kind: t for t in core.list_tracks("live/stats/")}
+    viewer = Subscriber()
+    viewer_peer = await core.create_peer()
+    await viewer.play(viewer_peer, [infos["audio"].track_id, infos["video"].track_id])
+    await wait_for(lambda: len(viewer.capture("video").frames) > 30, 10)
+    await core.sample_stats()
+    await asyncio.sleep(1.0)
+    stats = await core.sample_stats()
+    video = stats.tracks[infos["video"].track_id]
+    assert 20 < video.fps < 40 and video.bitrate_bps > 10_000
+    assert video.packets_received > 0 and video.packets_lost == 0 and video.subscribers == 1
+    audio = stats.tracks[infos["audio"].track_id]
+    assert 40 < audio.fps < 60
+    subs = [stats.subscriptions[s] for s in stats.peers[viewer_peer.id].subscriptions]
+    assert {s.track_id for s in subs} == {infos["audio"].track_id, infos["video"].track_id}
+    assert all(s.fps > 0 and s.packets_sent > 0 and s.mid is not None for s in subs)
+    await wait_for(lambda: core.stats().peers[viewer_peer.id].rtt_ms is not None, 5)
+    peer_stats = stats.peers[publisher_peer.id]
+    assert peer_stats.bytes_received > 0 and peer_stats.recv_bitrate_bps > 0
+    assert peer_stats.published == sorted(infos[k].track_id for k in ("audio", "video"))
+    assert isinstance(stats.as_dict()["tracks"], dict)
+    await viewer.close()
+    await publisher.close()
