@@ -177,6 +177,17 @@ class MediaCore:
         await track.end()
         self._emit(TrackEnded(track.info, reason))
 
+    async def end_track(self, track_id: str, reason: str = "ended") -> bool:
+        """End a published track now (its subscriptions and taps close, TrackEnded fires).
+
+        Returns False if no such live track. The publisher's transceiver stays as it is.
+        """
+        track = self._tracks.get(track_id)
+        if track is None or track.ended:
+            return False
+        await self._end_track(track, reason)
+        return True
+
     def _subscription_added(self, sub: Subscription) -> None:
         self._subscriptions.setdefault(sub.track_id, set()).add(sub)
 

@@ -37,6 +37,7 @@ class FrameQueue:
         self._frames: deque[EncodedFrame] = deque()
         self._ready = asyncio.Event()
         self._need_keyframe = kind == "video" and start_at_keyframe
+        self.generation = 0  # bumped when the queue is fed from another source
         self.closed = False
         self.pushed = 0
         self.dropped = 0
@@ -79,6 +80,13 @@ class FrameQueue:
         self.delivered_bytes += len(frame.data)
         return frame
 
+    def retarget(self, on_need_keyframe: Callable[[], None]) -> None:
+        """Prepare for frames from another source: flush, restart (video) at a keyframe."""
+        self._frames.clear()
+        self._on_need_keyframe = on_need_keyframe
+        self._need_keyframe = self.kind == "video"
+        self.generation += 1
+
     def close(self, drain: bool = True) -> None:
         self.closed = True
         if not drain:
@@ -99,10 +107,10 @@ def _time_base(clock_rate: int) -> fractions.Fraction:
     return tb
 
 
-def to_packet(frame: EncodedFrame) -> av.Packet:
+def to_packet(frame: EncodedFrame, pts: int | None = None) -> av.Packet:
     """An `av.Packet` that aiortc's sender packs as-is, keeping the publisher's RTP timing."""
     packet = av.Packet(frame.data)
-    packet.pts = frame.timestamp
+    packet.pts = frame.timestamp if pts is None else pts
     packet.time_base = _time_base(frame.clock_rate)
     return packet
 
@@ -111,7 +119,9 @@ class ForwardTrack(MediaStreamTrack):
     """Track of one subscription: `recv()` yields `av.Packet`s, so the sender never encodes.
 
     `on_start` runs on the first `recv()`, i.e. when the sender starts (DTLS connected): that
-    is when the subscription attaches to the publisher and asks for a keyframe.
+    is when the subscription attaches to the publisher and asks for a keyframe. When the queue
+    is retargeted to another source, timestamps are rebased so the outgoing RTP clock keeps
+    advancing by one frame instead of jumping to the new publisher's timeline.
     """
 
     def __init__(self, kind: Kind, queue: FrameQueue, on_start: Callable[[], None]) -> None:
@@ -119,6 +129,10 @@ class ForwardTrack(MediaStreamTrack):
         self.kind = kind
         self.queue = queue
         self._on_start: Callable[[], None] | None = on_start
+        self._generation = queue.generation
+        self._offset = 0
+        self._last_pts: int | None = None
+        self._last_step = 0
 
     async def recv(self) -> av.Packet:  # type: ignore[override]
         if self._on_start is not None:
@@ -130,7 +144,16 @@ class ForwardTrack(MediaStreamTrack):
         if frame is None:
             self.stop()
             raise MediaStreamError
-        return to_packet(frame)
+        if self.queue.generation != self._generation:
+            self._generation = self.queue.generation
+            if self._last_pts is not None:
+                step = self._last_step or frame.clock_rate // (30 if self.kind == "video" else 50)
+                self._offset = self._last_pts + step - frame.timestamp
+        pts = frame.timestamp + self._offset
+        if self._last_pts is not None and pts > self._last_pts:
+            self._last_step = pts - self._last_pts
+        self._last_pts = pts
+        return to_packet(frame, pts)
 
     def stop(self) -> None:
         self._on_start = None

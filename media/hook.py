@@ -59,6 +59,7 @@ DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
 RECEIVER_STARTED = "_RTCRtpReceiver__started"
 REMOTE_STREAMS = "_RTCRtpReceiver__remote_streams"
 RTX_SSRC = "_RTCRtpReceiver__rtx_ssrc"
+SENDER_RTP_EXITED = "_RTCRtpSender__rtp_exited"
 
 
 def _ignore_frame(codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
@@ -173,6 +174,11 @@ def count_receiver_feedback(
     receiver._send_rtcp_nack = _send_rtcp_nack  # type: ignore[method-assign]
 
 
+def sender_stopped(sender: RTCRtpSender) -> bool:
+    """True once the sender's RTP loop has exited (it cannot be restarted)."""
+    return getattr(sender, SENDER_RTP_EXITED).is_set()
+
+
 def intercept_keyframe_requests(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
     """Call `callback` when the remote end sends PLI or FIR for this sender's stream.
 
@@ -185,11 +191,19 @@ def intercept_keyframe_requests(sender: RTCRtpSender, callback: Callable[[], Non
 def watch_sender_rtcp(
     sender: RTCRtpSender, on_packet: Callable[[AnyRtcpPacket], None]
 ) -> None:
-    """Observe every RTCP packet routed to `sender` before aiortc handles it."""
+    """Observe every RTCP packet routed to `sender` before aiortc handles it.
+
+    Wraps the sender once; calling again replaces the observer (e.g. a retargeted
+    subscription on the same transceiver).
+    """
+    first = not hasattr(sender, "_media_rtcp_observer")
+    sender._media_rtcp_observer = on_packet  # type: ignore[attr-defined]
+    if not first:
+        return
     original: Callable[[AnyRtcpPacket], Awaitable[None]] = sender._handle_rtcp_packet
 
     async def _handle_rtcp_packet(packet: AnyRtcpPacket) -> None:
-        on_packet(packet)
+        sender._media_rtcp_observer(packet)  # type: ignore[attr-defined]
         await original(packet)
 
     sender._handle_rtcp_packet = _handle_rtcp_packet  # type: ignore[method-assign]

@@ -79,16 +79,23 @@ class Subscription:
             self.track.attach(self.queue)
 
     def _end(self) -> None:
-        """Stop forwarding; the m-line becomes inactive at the next negotiation."""
+        """Stop forwarding; the transceiver stops sending at the next negotiation.
+
+        The sender is parked rather than stopped (its ForwardTrack waits on an empty queue), so
+        the transceiver can carry another track later (`Peer.add_subscription(transceiver=)`);
+        aiortc cannot restart a sender whose track ended.
+        """
         if self.ended:
             return
         self.ended = True
         self.track.detach(self.queue)
-        sender_track = self.transceiver.sender.track
-        if sender_track is not None:
-            sender_track.stop()
-        self.queue.close(drain=False)
-        self.transceiver.direction = "inactive"
+        self.queue.retarget(_noop)
+        direction = self.transceiver.direction
+        self.transceiver.direction = "recvonly" if direction == "sendrecv" else "inactive"
+
+
+def _noop() -> None:
+    pass
 
 
 class Peer:
@@ -198,7 +205,14 @@ class Peer:
             self._install_hooks()
             return self.pc.localDescription.sdp
 
-    async def accept_answer(self, answer_sdp: str) -> None:
+    async def accept_answer(
+        self, answer_sdp: str, *, publish: Mapping[str, str] | None = None
+    ) -> list[str]:
+        """Apply the remote answer to our offer.
+
+        `publish` maps mids of receive transceivers we offered (see `add_receiver`) to track
+        ids to register now that the direction is negotiated; returns the ids registered.
+        """
         async with self._lock:
             self._check_open()
             try:
@@ -206,6 +220,26 @@ class Peer:
             except Exception as exc:
                 raise NegotiationError(str(exc)) from exc
             self._install_hooks()
+            return self.register_published(publish or {})
+
+    def add_receiver(self, kind: str) -> RTCRtpTransceiver:
+        """A recvonly transceiver for media the remote will send (offer it with create_offer)."""
+        self._check_open()
+        return self.pc.addTransceiver(kind, direction="recvonly")
+
+    def register_published(self, publish: Mapping[str, str]) -> list[str]:
+        """Register negotiated receive transceivers (by mid) as published tracks.
+
+        Mids already published here or not negotiated as receiving are skipped; a track id
+        used by another peer raises TrackExists. Returns the ids registered.
+        """
+        self._check_open()
+        mapping = {mid: tid for mid, tid in publish.items() if mid not in self.published}
+        for track_id in mapping.values():
+            if self.core.get_track(track_id) is not None:
+                raise TrackExists(track_id)
+        self._register_published(mapping)
+        return [tid for mid, tid in mapping.items() if mid in self.published]
 
     async def add_ice_candidate(self, candidate: str, sdp_mid: str | None = None) -> None:
         """Add a trickled remote candidate (``candidate:...`` or ``a=candidate:...`` line).
@@ -264,29 +298,101 @@ class Peer:
 
     # -- subscriptions ------------------------------------------------------------------
 
-    def add_subscription(self, track_id: str) -> Subscription:
-        """Send published track `track_id` to this peer; negotiate with create_offer()."""
-        self._check_open()
-        return self._add_subscription(track_id)
+    def add_subscription(
+        self, track_id: str, transceiver: RTCRtpTransceiver | None = None
+    ) -> Subscription:
+        """Send published track `track_id` to this peer; negotiate with create_offer().
 
-    def _add_subscription(self, track_id: str) -> Subscription:
+        By default on a new sendonly transceiver; with `transceiver`, on that existing one
+        (its direction gains "send"; if already negotiated, its codec must match the track).
+        """
+        self._check_open()
+        return self._add_subscription(track_id, transceiver)
+
+    def _add_subscription(
+        self, track_id: str, transceiver: RTCRtpTransceiver | None = None
+    ) -> Subscription:
         track = self.core._get_published(track_id)
         kind = track.info.kind
+        if transceiver is None:
+            transceiver = self.pc.addTransceiver(kind, direction="sendonly")
+            codecs = [
+                c
+                for c in RTCRtpSender.getCapabilities(kind).codecs
+                if c.mimeType.lower() in (track.info.codec.lower(), f"{kind}/rtx")
+            ]
+            transceiver.setCodecPreferences(codecs)
+        else:
+            self._check_reusable(transceiver, track)
+            if transceiver.direction == "recvonly":
+                transceiver.direction = "sendrecv"
+            elif transceiver.direction == "inactive":
+                transceiver.direction = "sendonly"
+            parked = transceiver.sender.track
+            if isinstance(parked, ForwardTrack) and parked.readyState == "live":
+                return self._feed(parked.queue, track, transceiver)
         queue = FrameQueue(
             kind, self.core.config.queue_frames(kind), on_need_keyframe=track.request_keyframe
         )
-        transceiver = self.pc.addTransceiver(kind, direction="sendonly")
-        codecs = [
-            c
-            for c in RTCRtpSender.getCapabilities(kind).codecs
-            if c.mimeType.lower() in (track.info.codec.lower(), f"{kind}/rtx")
-        ]
-        transceiver.setCodecPreferences(codecs)
         sub = Subscription(self, track, transceiver, queue)
         transceiver.sender.replaceTrack(ForwardTrack(kind, queue, on_start=sub._start))
         self.subscriptions[sub.id] = sub
         self.core._subscription_added(sub)
         return sub
+
+    def _check_reusable(self, transceiver: RTCRtpTransceiver, track: PublishedTrack) -> None:
+        kind = track.info.kind
+        if transceiver.kind != kind:
+            raise ValueError(f"transceiver is {transceiver.kind}, track is {kind}")
+        if transceiver._codecs and (
+            transceiver._codecs[0].mimeType.lower() != track.info.codec.lower()
+        ):
+            raise ValueError(
+                f"transceiver sends {transceiver._codecs[0].mimeType}, track is {track.info.codec}"
+            )
+        if any(s.transceiver is transceiver for s in self.subscriptions.values()):
+            raise ValueError("transceiver already carries a subscription")
+        parked = transceiver.sender.track
+        parked_live = isinstance(parked, ForwardTrack) and parked.readyState == "live"
+        if hook.sender_stopped(transceiver.sender) and not parked_live:
+            raise ValueError("the transceiver's sender has stopped")
+
+    def _feed(
+        self, queue: FrameQueue, track: PublishedTrack, transceiver: RTCRtpTransceiver
+    ) -> Subscription:
+        """A subscription on a transceiver whose ForwardTrack (and queue) already exist."""
+        queue.retarget(track.request_keyframe)
+        sub = Subscription(self, track, transceiver, queue)
+        self.subscriptions[sub.id] = sub
+        self.core._subscription_added(sub)
+        forward = transceiver.sender.track
+        assert isinstance(forward, ForwardTrack)
+        if forward._on_start is None:
+            track.attach(queue)  # the sender is already running
+        else:
+            forward._on_start = sub._start
+        return sub
+
+    def retarget_subscription(self, subscription: Subscription, track_id: str) -> Subscription:
+        """Feed an existing subscription's transceiver from another track of the same codec.
+
+        No renegotiation: the sender keeps running and its RTP timestamps continue; the new
+        source starts at a keyframe. Returns the new Subscription (the old one has ended).
+        """
+        self._check_open()
+        track = self.core._get_published(track_id)
+        old = subscription
+        if self.subscriptions.get(old.id) is not old:
+            raise ValueError("not an active subscription of this peer")
+        if track.info.codec.lower() != old.track.info.codec.lower():
+            raise ValueError(
+                f"the transceiver sends {old.track.info.codec}, the track is {track.info.codec}"
+            )
+        old.ended = True
+        old.track.detach(old.queue)
+        self.subscriptions.pop(old.id, None)
+        self.core._subscription_removed(old)
+        return self._feed(old.queue, track, old.transceiver)
 
     def remove_subscription(self, subscription: Subscription | str) -> None:
         """Stop sending a track; its m-line goes inactive at the next negotiation."""
