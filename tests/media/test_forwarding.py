@@ -8,6 +8,7 @@ frame numbers drawn by the publisher.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import pytest
@@ -313,3 +314,70 @@ async def test_stats_report_rates_and_feedback(core: MediaCore) -> None:
     assert isinstance(stats.as_dict()["tracks"], dict)
     await viewer.close()
     await publisher.close()
+
+
+async def test_calls_receiver_retarget_and_transceiver_reuse(core: MediaCore) -> None:
+    """SFU-offered receive transceiver, switching a sender's source, reusing a transceiver."""
+    publishers = {name: Publisher("video/VP8", audio=False) for name in ("a", "b")}
+    publishers["b"].video.count = 10_000  # b's frame numbers are far from a's
+    for name, publisher in publishers.items():
+        await publisher.publish(await core.create_peer(), f"calls/{name}")
+    track_a, track_b = (core.list_tracks(f"calls/{n}/")[0].track_id for n in ("a", "b"))
+    await wait_for(lambda: core.track_started(track_a) and core.track_started(track_b))
+
+    client = Subscriber(kinds=[])
+    peer = await core.create_peer()
+    receiver = peer.add_receiver("video")
+    sub = peer.add_subscription(track_a)
+    offer = await peer.create_offer()
+    await client.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+    client.hook_receivers()
+    from media_clients import NumberedVideoTrack
+
+    upload = next(t for t in client.pc.getTransceivers() if t.mid == receiver.mid)
+    upload.sender.replaceTrack(NumberedVideoTrack())
+    upload.direction = "sendonly"
+    await client.pc.setLocalDescription(await client.pc.createAnswer())
+    registered = await peer.accept_answer(
+        client.pc.localDescription.sdp, publish={receiver.mid: "calls/c/cam"}
+    )
+    assert registered == ["calls/c/cam"]
+    await wait_for(lambda: core.track_started("calls/c/cam"))
+    assert sub.mid is not None
+    capture = client.captures[sub.mid]
+    await wait_for(lambda: len(capture.frames) >= 15)
+
+    # switch the sender to track b without renegotiation
+    switched_at = len(capture.frames)
+    moved = peer.retarget_subscription(sub, track_b)
+    assert sub.ended and moved.mid == sub.mid
+    assert core.subscriptions_of(track_a) == [] and core.subscriptions_of(track_b) == [moved]
+    await wait_for(lambda: len(capture.frames) >= switched_at + 15)
+    numbers = decode_numbers(capture.frames)
+    assert None not in numbers
+    jumps = [b - a for a, b in itertools.pairwise(numbers) if b - a != 1]
+    assert len(jumps) == 1 and jumps[0] > 9_000  # one discontinuity: a's counter -> b's
+    steps = [(b.timestamp - a.timestamp) % 2**32 for a, b in itertools.pairwise(capture.frames)]
+    assert all(0 < step < 90000 // 2 for step in steps), "RTP timestamps jumped at the switch"
+
+    # stop sending, then reuse the parked transceiver for another track
+    peer.remove_subscription(moved)
+    assert moved.transceiver.direction == "inactive"
+    parked_at = len(capture.frames)
+    await asyncio.sleep(0.3)
+    assert len(capture.frames) <= parked_at + 1
+    again = peer.add_subscription(track_a, transceiver=moved.transceiver)
+    assert again.mid == moved.mid and moved.transceiver.direction == "sendonly"
+    await wait_for(lambda: len(capture.frames) >= parked_at + 10)
+    with pytest.raises(ValueError):
+        peer.add_subscription(track_b, transceiver=moved.transceiver)  # already in use
+
+    # end a published track through the API
+    assert await core.end_track("calls/c/cam") is True
+    assert core.get_track("calls/c/cam") is None
+    assert await core.end_track("calls/c/cam") is False
+
+    await client.close()
+    for publisher in publishers.values():
+        await publisher.close()
+    await wait_for(lambda: not core.peers, 10)

@@ -94,6 +94,8 @@ async def test_private_attributes_on_live_objects() -> None:
         assert getattr(receiver, hook.REMOTE_STREAMS) == {}
         assert getattr(receiver, hook.RTX_SSRC) == {}
         assert hasattr(transceiver, "_codecs")
+        assert isinstance(getattr(transceiver.sender, hook.SENDER_RTP_EXITED), asyncio.Event)
+        assert hook.sender_stopped(transceiver.sender) is False
         sink = hook.install_receive_hook(receiver)
         assert hook.install_receive_hook(receiver) is sink
         assert hook.media_ssrc(receiver) is None
