@@ -35,7 +35,7 @@ def hypercorn_config(settings: Settings) -> Config:
 
 async def drain(state: GatewayState, grace: float) -> None:
     """Refuse new media sessions and wait (at most `grace` s) for the current ones to end."""
-    state.draining = True
+    state.drain_started.set()
     idle = asyncio.Event()
 
     def check(_event: object = None) -> None:

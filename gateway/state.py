@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,10 +34,15 @@ class GatewayState:
     placement: Placement
     """Which replica holds which media session."""
     instance_id: str | None = None
-    draining: bool = False
+    drain_started: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once on SIGTERM: this replica takes no new media sessions (see gateway.serve)."""
     services: dict[str, Any] = field(default_factory=dict)
     """Per-API service objects, keyed by API name."""
     stop_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @property
+    def draining(self) -> bool:
+        return self.drain_started.is_set()
 
 
 def gateway_state() -> GatewayState:

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from gateway.apis import ApiMount
+from gateway.brokerage.bus import ReplicatedSignalBus
 from gateway.brokerage.routes import SERVICE_KEY, create_blueprint
 from gateway.brokerage.schemas import render_error
 from gateway.brokerage.service import BrokerageService, Config
@@ -18,10 +19,9 @@ if TYPE_CHECKING:
     from gateway.state import GatewayState
 
 SWEEP_INTERVAL_SECONDS = 5.0
-DRAIN_POLL_SECONDS = 0.2
 
 
-def build_service(state: GatewayState) -> BrokerageService:
+def build_service(state: GatewayState, bus: ReplicatedSignalBus) -> BrokerageService:
     settings = state.settings
     key = (settings.punch_secret.get_secret_value().encode() if settings.punch_secret
            else state.secret.derive("punch-token"))
@@ -33,11 +33,13 @@ def build_service(state: GatewayState) -> BrokerageService:
         turnstile_verify_url=settings.turnstile_verify_url,
         public_url=settings.public_url,
     )
-    return BrokerageService(state.db, TokenSigner(key), config)
+    return BrokerageService(state.db, TokenSigner(key), config, bus=bus)
 
 
 async def _start(state: GatewayState) -> None:
-    service = build_service(state)
+    bus = ReplicatedSignalBus(state.bus)
+    await bus.start()
+    service = build_service(state, bus)
     state.services[SERVICE_KEY] = service
     service.start_sweeper(SWEEP_INTERVAL_SECONDS)
     state.stop_hooks.append(_watch_draining(state, service))
@@ -49,9 +51,7 @@ def _watch_draining(state: GatewayState,
     reconnect elsewhere and the server is not kept waiting on them."""
 
     async def watch() -> None:
-        # the foundation exposes draining as a flag only, so poll it
-        while not state.draining:  # noqa: ASYNC110
-            await asyncio.sleep(DRAIN_POLL_SECONDS)
+        await state.drain_started.wait()
         for connection in list(service.connections):
             connection.deliver(GOING_AWAY)
 
@@ -69,6 +69,8 @@ async def _stop(state: GatewayState) -> None:
     service = state.services.pop(SERVICE_KEY, None)
     if service is not None:
         await service.stop()
+        if isinstance(service.bus, ReplicatedSignalBus):
+            service.bus.stop()
 
 
 MOUNT = ApiMount(

@@ -1,14 +1,19 @@
 """Fan-out of signalling messages to the WebSockets of a session.
 
-`SignalBus` is the interface; `LocalSignalBus` delivers within this process. A bus
-shared by replicas (e.g. PostgreSQL LISTEN/NOTIFY) publishes the same JSON envelope
-(`session`, `audience`, `message`) and delivers it to its local subscribers.
+`SignalBus` is the interface; `LocalSignalBus` delivers within this process.
+`ReplicatedSignalBus` publishes the JSON envelope (`session`, `audience`, `message`) on
+the gateway's replica bus (PostgreSQL LISTEN/NOTIFY when the database is PostgreSQL), and
+every replica delivers it to the sockets it holds: two peers of a stream may sit on
+different replicas.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
+
+from gateway.bus import SignalBus as ReplicaBus
 
 AudienceKind = Literal["all", "admins", "peer"]
 
@@ -64,9 +69,41 @@ class LocalSignalBus:
             self._subscribers.pop(session, None)
 
     async def publish(self, session: str, message: dict[str, Any], audience: Audience) -> None:
+        self._deliver(session, message, audience)
+
+    def _deliver(self, session: str, message: dict[str, Any], audience: Audience) -> None:
         for subscriber in list(self._subscribers.get(session, [])):
             if subscriber.wants(audience):
                 subscriber.deliver(message)
 
     def subscriber_count(self, session: str) -> int:
         return len(self._subscribers.get(session, []))
+
+
+class ReplicatedSignalBus(LocalSignalBus):
+    CHANNEL = "punch"
+
+    def __init__(self, replicas: ReplicaBus) -> None:
+        super().__init__()
+        self._replicas = replicas
+        self._unsubscribe: Callable[[], None] | None = None
+
+    async def start(self) -> None:
+        self._unsubscribe = await self._replicas.subscribe(self.CHANNEL, self._on_envelope)
+
+    def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    async def publish(self, session: str, message: dict[str, Any], audience: Audience) -> None:
+        envelope = {"session": session, "audience": asdict(audience), "message": message}
+        await self._replicas.publish(self.CHANNEL, envelope)
+
+    def _on_envelope(self, envelope: dict[str, Any]) -> None:
+        try:
+            audience = Audience(**envelope["audience"])
+            session, message = envelope["session"], envelope["message"]
+        except (KeyError, TypeError):
+            return
+        self._deliver(session, message, audience)

@@ -138,3 +138,43 @@ async def test_sigterm_drains_active_whep_sessions(tmp_path: Path) -> None:
         await publisher.close()
         await viewer.close()
         server.stop()
+
+
+async def test_punch_sessions_and_signalling_span_replicas(
+    replicas: tuple[RunningServer, RunningServer],
+) -> None:
+    from tests.brokerage.helpers import Api, Peer
+
+    a, b = replicas
+    on_a, on_b = Api(a.base_url), Api(b.base_url)
+    try:
+        created = on_a.create("spanning", latency=120)
+        name, admin = created["session"], created["token"]
+        seen = on_b.request("GET", f"/api/session/{name}", token=admin)
+        assert seen.status_code == 200 and seen.json()["state"] == "WAITING"
+        assert on_b.request("POST", "/api/session", json={"name": name}).status_code == 409
+        # one peer on each replica: each learns the other's address through the bus
+        first = await Peer.connect(a.base_url, name, admin)
+        second = await Peer.connect(b.base_url, name, admin)
+        try:
+            await first.send({"type": "register", "port": 6001})
+            await first.expect("registered")
+            await second.send({"type": "register", "port": 6002, "stream": "default"})
+            await second.expect("registered")
+            to_first, to_second = await first.expect("peer"), await second.expect("peer")
+            assert to_first["port"] == 6002 and to_second["port"] == 6001
+            assert to_first["passphrase"] == to_second["passphrase"]
+            await first.expect("state", state="READY")
+            await second.expect("state", state="READY")
+            assert on_a.request("GET", f"/api/session/{name}", token=admin).json()["state"] \
+                == "READY"
+            # closing on one replica tells the sockets held by the other
+            assert on_a.request("DELETE", f"/api/session/{name}", token=admin).status_code \
+                == 204
+            await second.expect("state", state="CLOSED")
+        finally:
+            await first.close()
+            await second.close()
+    finally:
+        on_a.close()
+        on_b.close()
