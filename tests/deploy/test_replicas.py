@@ -178,3 +178,32 @@ async def test_punch_sessions_and_signalling_span_replicas(
     finally:
         on_a.close()
         on_b.close()
+
+
+def test_studio_keys_and_studios_are_shared_by_replicas(
+    replicas: tuple[RunningServer, RunningServer],
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    a, b = replicas
+    created = subprocess.run(
+        [sys.executable, "-m", "gateway", "studio-key", "create", "--owner", "alice",
+         "--all-scopes"],
+        env=a.env, capture_output=True, text=True, timeout=60,
+    )
+    assert created.returncode == 0, created.stderr
+    key = json.loads(created.stdout)["key"]
+    headers = {"Authorization": f"Bearer {key}"}
+    studio = httpx.post(a.base_url + "/v1/studios", json={"name": "Morning show"},
+                        headers=headers)
+    contract.check("studio", "POST", "/v1/studios", studio)
+    assert studio.status_code == 201
+    studio_id = studio.json()["id"]
+    on_b = httpx.get(b.base_url + f"/v1/studios/{studio_id}", headers=headers)
+    contract.check("studio", "GET", f"/v1/studios/{studio_id}", on_b)
+    assert on_b.status_code == 200 and on_b.json()["name"] == "Morning show"
+    a.stop(signal.SIGKILL)  # stored data outlives the replica that wrote it
+    listed = httpx.get(b.base_url + "/v1/studios", headers={"X-API-Key": key})
+    assert [s["id"] for s in listed.json()["data"]] == [studio_id]
