@@ -206,6 +206,9 @@ class Settings(BaseModel):
     studio_restream_backoff_max: float = Field(
         10.0, alias="STUDIO_RESTREAM_BACKOFF_MAX", gt=0, le=600
     )
+    studio_restream_connect_timeout: float = Field(
+        15.0, alias="STUDIO_RESTREAM_CONNECT_TIMEOUT", gt=0, le=600
+    )
 
     # host management (punktfunk)
     steam_root: Path | None = Field(None, alias="MEDIAGATE_STEAM_ROOT")

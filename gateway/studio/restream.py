@@ -32,12 +32,15 @@ import io
 import logging
 import queue
 import shutil
+import socket
+import ssl
 import subprocess
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import av
 from av.video.frame import PictureType
@@ -105,6 +108,8 @@ class RestreamPlan:
     outputs: list[OutputPlan]
     backoff_initial: float = 1.0
     backoff_max: float = 10.0
+    connect_timeout: float = 15.0
+    """Seconds a destination may spend connecting before it shows as `error`."""
 
 
 class Templates:
@@ -241,7 +246,7 @@ class _Output(threading.Thread):
 
     def __init__(self, plan: OutputPlan, templates: Templates, backoff: tuple[float, float],
                  on_status: StatusCallback, request_keyframe: Callable[[], None],
-                 join: Callable[[_Output], None]) -> None:
+                 join: Callable[[_Output], None], connect_timeout: float) -> None:
         super().__init__(name=f"restream-{plan.id}", daemon=True)
         self.plan = plan
         self.templates = templates
@@ -249,13 +254,26 @@ class _Output(threading.Thread):
         self.on_status = on_status
         self.request_keyframe = request_keyframe
         self.join_stream = join
+        self.connect_timeout = connect_timeout
         self.status: tuple[str, str | None] = ("connecting", None)
         self.packets_sent = 0
         self.first_packet_at: float | None = None
+        self.connecting_since: float | None = None
+        self.last_write_at = 0.0
         self._queue: queue.Queue[object] = queue.Queue(maxsize=OUTPUT_QUEUE)
         self._stopping = threading.Event()
         self._accepting = False
         self._resync = False
+
+    @property
+    def stalled(self) -> bool:
+        """Connecting for too long, or live but the server has stopped taking data."""
+        now = time.monotonic()
+        if self.status[0] == "connecting":
+            return (self.connecting_since is not None
+                    and now - self.connecting_since > self.connect_timeout)
+        return (self.status[0] == "live" and self._queue.qsize() > 0
+                and now - self.last_write_at > self.connect_timeout)
 
     def _set_status(self, status: str, reason: str | None = None) -> None:
         if (status, reason) != self.status:
@@ -300,7 +318,7 @@ class _Output(threading.Thread):
             if not self.templates.ready.wait(0.2):
                 continue
             self._set_status("connecting")
-            started = time.monotonic()
+            started = self.connecting_since = time.monotonic()
             try:
                 self._stream_once()
             except Exception as exc:  # the server refused, went away or the write failed
@@ -315,12 +333,48 @@ class _Output(threading.Thread):
                 delay = min(delay * 2, self.backoff[1])
         self._set_status("offline")
 
+    def _preflight(self) -> None:
+        """Connect and complete an RTMP handshake in Python, with a timeout, first.
+
+        PyAV opens output I/O and writes the header holding the GIL and without a timeout:
+        a blackholed host or a server that accepts and never answers would freeze the whole
+        gateway. Checked here (GIL released while waiting), PyAV then connects to a server
+        known to answer. Writes (`mux`) release the GIL; a server that stops reading
+        blocks only this thread and shows as `stalled`.
+        """
+        parts = urlsplit(self.plan.rtmp_url)
+        if parts.hostname is None:
+            raise ValueError("the rtmpUrl has no host")
+        secure = parts.scheme == "rtmps"
+        port = parts.port or (443 if secure else 1935)
+        timeout = self.connect_timeout
+        try:
+            with socket.create_connection((parts.hostname, port), timeout=timeout) as raw:
+                sock: socket.socket = raw
+                if secure:  # like FFmpeg's TLS default: encrypt, do not verify
+                    context = ssl.create_default_context()
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE
+                    sock = context.wrap_socket(raw, server_hostname=parts.hostname)
+                sock.settimeout(timeout)
+                sock.sendall(b"\x03" + bytes(1536))  # C0 + C1
+                needed = 1 + 1536 + 1536  # S0 + S1 + S2
+                while needed > 0:
+                    chunk = sock.recv(min(needed, 65536))
+                    if not chunk:
+                        raise ConnectionError("the server closed the connection in the RTMP "
+                                              "handshake")
+                    needed -= len(chunk)
+        except TimeoutError:
+            raise TimeoutError("timed out connecting to the RTMP server") from None
+
     def _stream_once(self) -> None:
         self._accepting = False
         with contextlib.suppress(queue.Empty):
             while True:
                 self._queue.get_nowait()
-        container = av.open(self.plan.url, "w", format="flv", timeout=(5.0, 10.0))
+        self._preflight()
+        container = av.open(self.plan.url, "w", format="flv")
         try:
             streams: dict[str, Any] = {}
             for kind in ("video", "audio"):
@@ -329,6 +383,8 @@ class _Output(threading.Thread):
                     stream = container.add_stream_from_template(template)
                     stream.time_base = MS
                     streams[kind] = stream
+            container.start_encoding()  # connects and writes the FLV header
+            self.connecting_since = None  # connected: waiting for media is not a stall
             has_video = "video" in streams
             self._resync = has_video
             self.join_stream(self)
@@ -363,6 +419,7 @@ class _Output(threading.Thread):
                 packet.is_keyframe = item.keyframe
                 packet.stream = stream
                 container.mux(packet)
+                self.last_write_at = time.monotonic()
                 self.packets_sent += 1
                 if self.first_packet_at is None:
                     self.first_packet_at = time.monotonic()
@@ -418,6 +475,10 @@ class Restreamer:
             return None
         if output.status[0] == "connecting" and self.error and not self.templates.ready.is_set():
             return ("error", f"source: {self.error}")
+        if output.stalled:
+            if output.status[0] == "live":
+                return ("error", "the RTMP server stopped accepting data")
+            return ("error", "timed out connecting to the RTMP server")
         return output.status
 
     def output_stats(self) -> dict[str, dict[str, Any]]:
@@ -473,7 +534,8 @@ class Restreamer:
 
     def _new_output(self, plan: OutputPlan) -> _Output:
         return _Output(plan, self.templates, (self.plan.backoff_initial, self.plan.backoff_max),
-                       self._status_from_thread, self._request_keyframe_threadsafe, self._join)
+                       self._status_from_thread, self._request_keyframe_threadsafe, self._join,
+                       self.plan.connect_timeout)
 
     async def add_output(self, plan: OutputPlan) -> None:
         """Add (or restart with new settings) one destination while live."""
@@ -488,7 +550,7 @@ class Restreamer:
             output = self._outputs.pop(output_id, None)
         if output is not None:
             output.stop()
-            await asyncio.to_thread(output.join, 15)
+            await asyncio.to_thread(output.join, 10)
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -503,10 +565,12 @@ class Restreamer:
             output.stop()
 
         def join() -> None:
-            if self._thread is not None:
-                self._thread.join(15)
-            for output in self._outputs.values():
-                output.join(15)
+            # An output blocked on a server that never answers cannot be interrupted (PyAV
+            # has no output I/O timeout); it is abandoned (daemon) after this grace.
+            deadline = time.monotonic() + 10
+            for thread in [self._thread, *self._outputs.values()]:
+                if thread is not None:
+                    thread.join(max(0.1, deadline - time.monotonic()))
 
         await asyncio.to_thread(join)
         self.templates.close()

@@ -474,6 +474,7 @@ class StudioService:
             outputs=outputs,
             backoff_initial=self.settings.studio_restream_backoff_initial,
             backoff_max=self.settings.studio_restream_backoff_max,
+            connect_timeout=self.settings.studio_restream_connect_timeout,
         )
         stream_id = plan.stream_id
         broadcast = Restreamer(

@@ -1,0 +1,54 @@
+"""An RTMP server that accepts and never answers: that destination shows `error` after the
+connect timeout, the others are unaffected, and go-offline still returns."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import pytest
+
+from gateway.settings import Settings
+from tests.studio.conftest import StudioClient
+from tests.studio.live_helpers import make_clip
+
+
+@pytest.fixture
+def studio_env() -> dict[str, str]:
+    return {"STUDIO_RATE_LIMIT_RPS": "0", "STUDIO_RESTREAM_CONNECT_TIMEOUT": "2"}
+
+
+async def test_silent_server_times_out(settings: Settings, studio: StudioClient,
+                                       admin_key: str) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(make_clip, settings.data_dir / "clip.mp4", 2, "160x120")
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    try:
+        sid = (await studio.call("POST", "/v1/studios", key=admin_key,
+                                 json_body={"name": "s"})).json()["id"]
+        await studio.call("POST", f"/v1/studios/{sid}/sources", key=admin_key,
+                          json_body={"name": "clip", "type": "media", "url": "clip.mp4"})
+        await studio.call("POST", f"/v1/studios/{sid}/destinations", key=admin_key, json_body={
+            "name": "silent", "platform": "custom",
+            "rtmpUrl": f"rtmp://127.0.0.1:{silent.getsockname()[1]}/live", "streamKey": "k"})
+        await studio.call("POST", f"/v1/studios/{sid}/go-live", key=admin_key)
+        deadline = time.monotonic() + 15
+        status = None
+        while time.monotonic() < deadline:
+            data = (await studio.call("GET", f"/v1/studios/{sid}/destinations",
+                                      key=admin_key)).json()["data"]
+            status = (data[0]["status"], data[0].get("statusReason"))
+            if status[0] == "error":
+                break
+            await asyncio.sleep(0.2)
+        assert status is not None and status[0] == "error"
+        assert "timed out connecting to the RTMP server" in (status[1] or ""), status
+        # the gateway stayed responsive throughout, and go-offline is prompt
+        started = time.monotonic()
+        reply = await studio.call("POST", f"/v1/studios/{sid}/go-offline", key=admin_key)
+        assert reply.status == 200 and time.monotonic() - started < 5
+    finally:
+        silent.close()
