@@ -42,7 +42,11 @@ class Studio(Base):
     last_opened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     live: Mapped[bool] = mapped_column(Boolean, default=False)
     live_instance: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    """The gateway instance running the broadcast while `live`."""
+    """The gateway process (replica) running the broadcast while `live`."""
+    live_heartbeat_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    """Refreshed by that process every few seconds; a stale one means it is gone."""
     encoder_stream_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     live_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     broadcast_started_at: Mapped[datetime | None] = mapped_column(

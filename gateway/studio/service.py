@@ -7,6 +7,7 @@ scoped to the key's owner; another owner's resources are simply not found.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -100,23 +101,23 @@ class StudioService:
     def __post_init__(self) -> None:
         self.sealer = StreamKeySealer(self.secret)
         self._ingest_key = self.secret.derive("studio-ingest-token")
+        # This process among the replicas: the owner of the broadcasts it runs.
+        self.process_id = secrets.token_hex(16)
+        self._keeper: asyncio.Task[None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self.instance_id is not None:
-            # Broadcasts this instance ran before a crash are over.
-            async with self.db.session() as session:
-                await session.execute(
-                    update(Studio)
-                    .where(Studio.live.is_(True), Studio.live_instance == self.instance_id)
-                    .values(live=False, live_instance=None, encoder_stream_id=None)
-                )
         self._remove_listener = self.media.add_listener(self._on_media_event)
+        self._keeper = asyncio.get_running_loop().create_task(self._keep_broadcasts())
 
     async def stop(self) -> None:
         if self._remove_listener is not None:
             self._remove_listener()
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
         for studio_id in list(self.broadcasts):
             await self._stop_broadcast(studio_id)
         for whip in list(self.whip_sessions.values()):
@@ -171,9 +172,7 @@ class StudioService:
 
     async def get_studio(self, owner: str, studio_id: str) -> Studio:
         async with self.db.session() as session:
-            studio = await self._owned_studio(session, owner, studio_id)
-            studio.last_opened_at = datetime.now(UTC)
-            return studio
+            return await self._owned_studio(session, owner, studio_id)
 
     async def update_studio(self, owner: str, studio_id: str, changes: dict[str, Any]) -> Studio:
         async with self.db.session() as session:
@@ -441,7 +440,26 @@ class StudioService:
             running = self.broadcasts.get(studio_id)
             if running is not None:
                 return running.stream_id, running.destination_ids
+            elsewhere = await self._live_elsewhere(studio_id)
+            if elsewhere is not None:
+                return elsewhere
             return await self._start_broadcast(studio_id)
+
+    async def _live_elsewhere(self, studio_id: str) -> tuple[str, list[str]] | None:
+        """The broadcast another (live) replica runs for this studio, if any."""
+        async with self.db.session() as session:
+            studio = await session.get(Studio, studio_id)
+            if (studio is None or not studio.live or studio.live_instance == self.process_id
+                    or not _fresh(studio.live_heartbeat_at)):
+                return None
+            ids = list((await session.execute(
+                select(StudioDestination.id).where(
+                    StudioDestination.studio_id == studio_id,
+                    StudioDestination.enabled.is_(True),
+                    StudioDestination.rtmp_url.is_not(None),
+                ).order_by(StudioDestination.id)
+            )).scalars())
+            return studio.encoder_stream_id or "", ids
 
     async def _start_broadcast(self, studio_id: str) -> tuple[str, list[str]]:
         async with self.db.session() as session:
@@ -486,7 +504,8 @@ class StudioService:
             studio = await session.get(Studio, studio_id)
             if studio is not None:
                 studio.live = True
-                studio.live_instance = self.instance_id
+                studio.live_instance = self.process_id
+                studio.live_heartbeat_at = datetime.now(UTC)
                 studio.encoder_stream_id = plan.stream_id
                 studio.live_started_at = datetime.now(UTC)
                 studio.broadcast_started_at = None
@@ -515,16 +534,19 @@ class StudioService:
                 await self._owned_studio(session, owner, studio_id)
             await self._stop_broadcast(studio_id)
 
-    async def _stop_broadcast(self, studio_id: str) -> None:
+    async def _stop_broadcast(self, studio_id: str, *, local_only: bool = False) -> None:
         broadcast = self.broadcasts.pop(studio_id, None)
         if broadcast is not None:
             await broadcast.stop()
             log.info("studio %s offline", studio_id)
+        if local_only:
+            return
         async with self.db.session() as session:
             studio = await session.get(Studio, studio_id)
             if studio is not None and studio.live:
                 studio.live = False
                 studio.live_instance = None
+                studio.live_heartbeat_at = None
                 studio.encoder_stream_id = None
                 studio.live_started_at = None
                 studio.broadcast_started_at = None
@@ -532,8 +554,9 @@ class StudioService:
     async def stream_status(self, owner: str, studio_id: str) -> StreamStatus:
         async with self.db.session() as session:
             studio = await self._owned_studio(session, owner, studio_id)
-        if not studio.live:
-            return StreamStatus(live=False)
+        if not studio.live or (studio.live_instance != self.process_id
+                               and not _fresh(studio.live_heartbeat_at)):
+            return StreamStatus(live=False)  # never started, or its replica is gone
         return StreamStatus(
             live=True,
             live_started_at=studio.live_started_at,
@@ -560,7 +583,7 @@ class StudioService:
             if isinstance(event, TrackStarted):
                 if running is not None:
                     running.track_started(event.track)
-                elif studio.auto_go_live:
+                elif studio.auto_go_live and await self._live_elsewhere(studio_id) is None:
                     log.info("studio %s: active source started publishing, going live", studio_id)
                     try:
                         await self._start_broadcast(studio_id)
@@ -569,6 +592,49 @@ class StudioService:
             elif running is not None and studio.auto_go_offline_on_drop:
                 log.info("studio %s: active source dropped, going offline", studio_id)
                 await self._stop_broadcast(studio_id)
+
+
+    async def _keep_broadcasts(self) -> None:
+        """Heartbeat the broadcasts this process runs; stop those another replica ended."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            try:
+                await self._heartbeat()
+            except Exception:  # the database is briefly unreachable: try again next beat
+                log.exception("studio heartbeat failed")
+
+    async def _heartbeat(self) -> None:
+        running = list(self.broadcasts)
+        if not running:
+            return
+        ended: list[str] = []
+        async with self.db.session() as session:
+            for studio_id in running:
+                studio = await session.get(Studio, studio_id)
+                broadcast = self.broadcasts.get(studio_id)
+                if broadcast is None:
+                    continue
+                if (studio is None or not studio.live or studio.live_instance != self.process_id
+                        or studio.encoder_stream_id != broadcast.stream_id):
+                    ended.append(studio_id)
+                else:
+                    studio.live_heartbeat_at = datetime.now(UTC)
+        for studio_id in ended:
+            async with self._lock(studio_id):
+                log.info("studio %s was taken offline elsewhere", studio_id)
+                await self._stop_broadcast(studio_id, local_only=True)
+
+
+HEARTBEAT_SECONDS = 2.0
+STALE_SECONDS = 10.0
+
+
+def _fresh(heartbeat: datetime | None) -> bool:
+    if heartbeat is None:
+        return False
+    if heartbeat.tzinfo is None:  # SQLite returns naive UTC
+        heartbeat = heartbeat.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - heartbeat).total_seconds() < STALE_SECONDS
 
 
 def ingest_prefix(studio_id: str, source_id: str) -> str:

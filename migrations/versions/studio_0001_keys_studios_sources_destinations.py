@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("last_opened_at", TZ, nullable=True),
         sa.Column("live", sa.Boolean(), nullable=False),
         sa.Column("live_instance", sa.String(length=36), nullable=True),
+        sa.Column("live_heartbeat_at", TZ, nullable=True),
         sa.Column("encoder_stream_id", sa.String(length=40), nullable=True),
         sa.Column("live_started_at", TZ, nullable=True),
         sa.Column("broadcast_started_at", TZ, nullable=True),

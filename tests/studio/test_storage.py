@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,56 @@ class TestOverHttpOnPostgres:
         assert dest.status == 400
         listed = await studio.call("GET", "/v1/studios?limit=1", key=admin_key)
         assert [s["id"] for s in listed.json()["data"]] == [sid]
+
+
+async def test_replicas_share_live_state(database_url: str, tmp_path: Path) -> None:
+    """Two gateway processes on one database: one runs the broadcast, both see it, either
+    can end it, and a replica that died stops counting as live."""
+    from gateway.studio import service as service_module
+    from tests.studio.live_helpers import make_clip
+
+    await asyncio.to_thread(upgrade, database_url)
+    await asyncio.to_thread(make_clip, tmp_path / "clip.mp4", 1, "160x120")
+    settings = Settings.from_env({"MEDIAGATE_DATA_DIR": str(tmp_path)})
+    secret = load_or_create_secret(tmp_path, None)
+    db_one, db_two = Database(database_url), Database(database_url)
+    one = StudioService(settings, db_one, secret, MediaCore())
+    two = StudioService(settings, db_two, secret, MediaCore())
+    await one.start()
+    await two.start()
+    try:
+        studio = await one.create_studio("rita", "shared", None)
+        await one.create_source("rita", studio.id, "clip", "media", "clip.mp4", True)
+        await one.create_destination("rita", studio.id, {
+            "name": "d", "platform": "p", "rtmp_url": "rtmp://127.0.0.1:9/live"}, "k")
+        stream_id, ids = await one.go_live("rita", studio.id)
+        assert (await two.stream_status("rita", studio.id)).encoder_stream_id == stream_id
+        assert await two.go_live("rita", studio.id) == (stream_id, ids)
+        assert not two.broadcasts  # not started twice
+
+        await two.go_offline("rita", studio.id)
+        for _ in range(50):  # the owner notices at its next heartbeat
+            if not one.broadcasts:
+                break
+            await asyncio.sleep(0.1)
+        assert not one.broadcasts
+        assert (await one.stream_status("rita", studio.id)).live is False
+
+        stream_id, _ = await one.go_live("rita", studio.id)
+        # `one` crashes: its media stops, its heartbeat too, the row still says live
+        assert one._keeper is not None
+        one._keeper.cancel()
+        await one._stop_broadcast(studio.id, local_only=True)
+        assert (await two.stream_status("rita", studio.id)).live is True
+        async with db_two.session() as session:
+            await session.execute(text(
+                "UPDATE studio_studios SET live_heartbeat_at = :old"), {
+                "old": datetime.now(UTC) - timedelta(seconds=service_module.STALE_SECONDS + 1)})
+        assert (await two.stream_status("rita", studio.id)).live is False
+        taken_over, _ = await two.go_live("rita", studio.id)
+        assert taken_over != stream_id and studio.id in two.broadcasts
+    finally:
+        await one.stop()
+        await two.stop()
+        await db_one.close()
+        await db_two.close()
