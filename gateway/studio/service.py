@@ -92,7 +92,6 @@ class StudioService:
     db: Database
     secret: InstanceSecret
     media: MediaCore
-    instance_id: str | None = None
     broadcasts: dict[str, Restreamer] = field(default_factory=dict)
     whip_sessions: dict[str, WhipSession] = field(default_factory=dict)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
