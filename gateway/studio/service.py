@@ -266,6 +266,10 @@ class StudioService:
             await session.delete(source)
         for whip in [w for w in self.whip_sessions.values() if w.source_id == source_id]:
             await self._close_whip(whip)
+        broadcast = self.broadcasts.get(studio_id)
+        if broadcast is not None and broadcast.plan.source.source_id == source_id:
+            async with self._lock(studio_id):
+                await self._stop_broadcast(studio_id)  # its source is gone
 
     def source_status(self, source: StudioSource) -> str:
         broadcast = self.broadcasts.get(source.studio_id)

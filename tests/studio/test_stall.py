@@ -50,5 +50,15 @@ async def test_silent_server_times_out(settings: Settings, studio: StudioClient,
         started = time.monotonic()
         reply = await studio.call("POST", f"/v1/studios/{sid}/go-offline", key=admin_key)
         assert reply.status == 200 and time.monotonic() - started < 5
+
+        # deleting the source of a live studio ends the broadcast
+        await studio.call("POST", f"/v1/studios/{sid}/go-live", key=admin_key)
+        assert (await studio.call("GET", f"/v1/studios/{sid}/stream-status",
+                                  key=admin_key)).json()["live"] is True
+        source_id = (await studio.call("GET", f"/v1/studios/{sid}/sources",
+                                       key=admin_key)).json()["data"][0]["id"]
+        await studio.call("DELETE", f"/v1/studios/{sid}/sources/{source_id}", key=admin_key)
+        assert (await studio.call("GET", f"/v1/studios/{sid}/stream-status",
+                                  key=admin_key)).json() == {"live": False}
     finally:
         silent.close()
