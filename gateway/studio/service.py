@@ -257,7 +257,24 @@ class StudioService:
                 await self._deactivate_others(session, studio_id, source.id)
             for name, value in changes.items():
                 setattr(source, name, value)
-            return source
+        broadcast = self.broadcasts.get(studio_id)
+        if broadcast is not None and broadcast.plan.source.source_id == source_id and (
+                changes.get("active") is False or "url" in changes):
+            await self._restart_broadcast(studio_id)  # on air with what is active now
+        elif broadcast is not None and changes.get("active"):
+            await self._restart_broadcast(studio_id)  # switch the broadcast to this source
+        return source
+
+    async def _restart_broadcast(self, studio_id: str) -> None:
+        """Go on air again from the studio's active source (a new encoder stream); the
+        destinations reconnect within a moment. Without an active source it goes offline."""
+        async with self._lock(studio_id):
+            await self._stop_broadcast(studio_id, local_only=True)
+            try:
+                await self._start_broadcast(studio_id)
+            except InvalidRequest as exc:
+                log.info("studio %s: offline after a source change: %s", studio_id, exc)
+                await self._stop_broadcast(studio_id)
 
     async def delete_source(self, owner: str, studio_id: str, source_id: str) -> None:
         async with self.db.session() as session:
@@ -623,7 +640,15 @@ class StudioService:
                 else:
                     studio.live_heartbeat_at = datetime.now(UTC)
         for studio_id in ended:
-            async with self._lock(studio_id):
+            async with self._lock(studio_id):  # re-check: a restart may have raced the read
+                broadcast = self.broadcasts.get(studio_id)
+                async with self.db.session() as session:
+                    studio = await session.get(Studio, studio_id)
+                if broadcast is None or (
+                        studio is not None and studio.live
+                        and studio.live_instance == self.process_id
+                        and studio.encoder_stream_id == broadcast.stream_id):
+                    continue
                 log.info("studio %s was taken offline elsewhere", studio_id)
                 await self._stop_broadcast(studio_id, local_only=True)
 

@@ -51,12 +51,23 @@ async def test_silent_server_times_out(settings: Settings, studio: StudioClient,
         reply = await studio.call("POST", f"/v1/studios/{sid}/go-offline", key=admin_key)
         assert reply.status == 200 and time.monotonic() - started < 5
 
+        # switching the active source while live puts the new one on air
+        first = (await studio.call("POST", f"/v1/studios/{sid}/go-live", key=admin_key)).json()
+        other = (await studio.call("POST", f"/v1/studios/{sid}/sources", key=admin_key,
+                                   json_body={"name": "again", "type": "media",
+                                              "url": "clip.mp4"})).json()["id"]
+        await studio.call("PATCH", f"/v1/studios/{sid}/sources/{other}", key=admin_key,
+                          json_body={"active": True})
+        status = (await studio.call("GET", f"/v1/studios/{sid}/stream-status",
+                                    key=admin_key)).json()
+        assert status["live"] is True
+        assert status["encoderStreamId"] != first["encoderStreamId"]
+        sources = (await studio.call("GET", f"/v1/studios/{sid}/sources",
+                                     key=admin_key)).json()["data"]
+        assert {s["id"]: s["status"] for s in sources}[other] == "live"
+
         # deleting the source of a live studio ends the broadcast
-        await studio.call("POST", f"/v1/studios/{sid}/go-live", key=admin_key)
-        assert (await studio.call("GET", f"/v1/studios/{sid}/stream-status",
-                                  key=admin_key)).json()["live"] is True
-        source_id = (await studio.call("GET", f"/v1/studios/{sid}/sources",
-                                       key=admin_key)).json()["data"][0]["id"]
+        source_id = other
         await studio.call("DELETE", f"/v1/studios/{sid}/sources/{source_id}", key=admin_key)
         assert (await studio.call("GET", f"/v1/studios/{sid}/stream-status",
                                   key=admin_key)).json() == {"live": False}
