@@ -209,6 +209,12 @@ class Settings(BaseModel):
     studio_restream_connect_timeout: float = Field(
         15.0, alias="STUDIO_RESTREAM_CONNECT_TIMEOUT", gt=0, le=600
     )
+    studio_media_max_bytes: int = Field(
+        2 * 1024**3, alias="STUDIO_MEDIA_MAX_BYTES", ge=1
+    )
+    """Largest `byteSize` a media-library upload may reserve."""
+    studio_media_upload_ttl: int = Field(900, alias="STUDIO_MEDIA_UPLOAD_TTL", ge=1, le=7 * 86400)
+    """Seconds a presigned upload URL stays valid."""
 
     # host management (punktfunk)
     steam_root: Path | None = Field(None, alias="MEDIAGATE_STEAM_ROOT")

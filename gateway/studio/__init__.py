@@ -27,9 +27,13 @@ async def start(state: GatewayState) -> None:
     state.services["studio.ratelimit"] = per_second(
         settings.studio_rate_limit_rps, settings.studio_rate_limit_burst
     )
+    from gateway.studio.part2 import start_part2
+    await start_part2(state)
 
 
 async def stop(state: GatewayState) -> None:
+    from gateway.studio.part2 import stop_part2
+    await stop_part2(state)
     service = state.services.pop("studio", None)
     if service is not None:
         await service.stop()

@@ -84,3 +84,5 @@ class StudioDestination(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     vertical: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+from gateway.studio import models_part2 as _part2  # noqa: E402, F401  (part 2 tables)

@@ -315,5 +315,7 @@ def create_blueprint(settings: Settings) -> Blueprint:
         await studio_service().go_offline(principal().owner, studio_id)
         return jsonify({"ok": True})
 
+    from gateway.studio.routes_part2 import register  # part 2: media, chat, webhooks
+    register(blueprint, settings)
     return blueprint
 

@@ -1,0 +1,287 @@
+"""The media library: reserved assets, signed self-hosted upload URLs, storage and probing.
+
+`POST /v1/media` reserves an `UPLOADING` asset and hands out a presigned PUT URL that points
+at the gateway itself: `/v1/media/<id>/upload?expires=<unix>&signature=<hex>`, an HMAC over
+the asset id, expiry, content type and size under a key derived from the instance secret.
+The body streams to a private temporary file; only a complete upload of exactly `byteSize`
+bytes is linked into place (atomically, once), so nothing half-written is ever visible.
+PyAV then probes the file in a worker thread: the real streams decide `kind`, and anything
+PyAV cannot read is `FAILED` with a reason (and its file removed).
+
+No Quart here: routes hand over the parsed request and the body's chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import os
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+
+from gateway.db import Database
+from gateway.keys import InstanceSecret
+from gateway.settings import Settings
+from gateway.studio.ids import new_id
+from gateway.studio.models_part2 import StudioMediaAsset
+from gateway.studio.service import InvalidRequest, NotFound, Page
+
+log = logging.getLogger("mediagate.studio.media")
+
+KINDS = ("video", "image", "audio")
+ASSET_ID = re.compile(r"^med_[0-9a-f]{26}$")
+CONTENT_TYPE = re.compile(r"^(video|image|audio)/[a-z0-9][a-z0-9.+-]{0,80}$")
+WRITE_BUFFER = 1 << 20
+OBJECT_DIR = "studio/media"
+# Containers PyAV reports for still images (one frame, no timing).
+IMAGE_FORMATS = frozenset({"image2", "image2pipe"})
+
+
+@dataclass
+class UploadRefused(Exception):
+    """An upload the gateway will not take; `status` maps straight to HTTP."""
+
+    status: int
+    message: str
+    code: str = "invalid_request"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def normalize_content_type(value: str) -> str:
+    return value.split(";", 1)[0].strip().lower()
+
+
+@dataclass
+class StudioLibrary:
+    settings: Settings
+    db: Database
+    secret: InstanceSecret
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _receiving: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self._key = self.secret.derive("studio-media-upload")
+        self.root = self.settings.data_dir.resolve()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Probe complete uploads whose probe a previous process did not finish."""
+        async with self.db.session() as session:
+            pending = list((await session.execute(
+                select(StudioMediaAsset).where(StudioMediaAsset.status == "UPLOADING")
+            )).scalars())
+        for asset in pending:
+            if self.path(asset).is_file():
+                self._spawn_probe(asset.id)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def wait_idle(self) -> None:
+        """Until every scheduled probe has finished (tests, graceful shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # -- assets ---------------------------------------------------------------------------
+
+    def path(self, asset: StudioMediaAsset) -> Path:
+        return self.root / asset.object_key
+
+    async def create_upload(self, owner: str, filename: str, content_type: str,
+                            byte_size: int, folder: str | None) -> tuple[StudioMediaAsset, str]:
+        """The reserved asset and the signed query string of its upload URL."""
+        content_type = normalize_content_type(content_type)
+        if not CONTENT_TYPE.fullmatch(content_type):
+            raise InvalidRequest("contentType must be a video/*, image/* or audio/* type")
+        if byte_size < 1:
+            raise InvalidRequest("byteSize must be at least 1")
+        limit = self.settings.studio_media_max_bytes
+        if byte_size > limit:
+            raise InvalidRequest(f"byteSize exceeds the maximum upload size ({limit} bytes)")
+        if "/" in filename or "\\" in filename or filename in (".", ".."):
+            raise InvalidRequest("filename must not contain path separators")
+        now = datetime.now(UTC)
+        asset_id = new_id("med")
+        asset = StudioMediaAsset(
+            id=asset_id, owner=owner, filename=filename, folder=folder,
+            content_type=content_type, byte_size=byte_size,
+            kind=content_type.split("/", 1)[0], status="UPLOADING",
+            object_key=f"{OBJECT_DIR}/{asset_id}", created_at=now, updated_at=now,
+        )
+        async with self.db.session() as session:
+            session.add(asset)
+        expires = int(time.time()) + self.settings.studio_media_upload_ttl
+        query = f"expires={expires}&signature={self.sign(asset, expires)}"
+        return asset, query
+
+    async def list_assets(self, owner: str, after: str | None,
+                          limit: int) -> Page[StudioMediaAsset]:
+        async with self.db.session() as session:
+            query = select(StudioMediaAsset).where(StudioMediaAsset.owner == owner)
+            if after is not None:
+                query = query.where(StudioMediaAsset.id > after)
+            rows = list((await session.execute(
+                query.order_by(StudioMediaAsset.id).limit(limit + 1)
+            )).scalars())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(rows, rows[-1].id if more and rows else None)
+
+    async def get_asset(self, owner: str, asset_id: str) -> StudioMediaAsset:
+        async with self.db.session() as session:
+            asset = await session.get(StudioMediaAsset, asset_id) \
+                if ASSET_ID.fullmatch(asset_id) else None
+        if asset is None or asset.owner != owner:
+            raise NotFound("media asset not found")
+        return asset
+
+    # -- signed upload --------------------------------------------------------------------
+
+    def sign(self, asset: StudioMediaAsset, expires: int) -> str:
+        message = f"{asset.id}\n{expires}\n{asset.content_type}\n{asset.byte_size}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+    async def _authorized_asset(self, asset_id: str, expires: str | None,
+                                signature: str | None) -> StudioMediaAsset:
+        refused = UploadRefused(401, "the upload URL is invalid or has expired", "invalid_key")
+        if not ASSET_ID.fullmatch(asset_id) or not expires or not signature:
+            raise refused
+        try:
+            expires_at = int(expires)
+        except ValueError:
+            raise refused from None
+        async with self.db.session() as session:
+            asset = await session.get(StudioMediaAsset, asset_id)
+        if asset is None or not hmac.compare_digest(self.sign(asset, expires_at), signature):
+            raise refused
+        if expires_at < time.time():
+            raise refused
+        return asset
+
+    async def receive(self, asset_id: str, expires: str | None, signature: str | None,
+                      content_type: str, content_length: int | None,
+                      chunks: AsyncIterator[bytes]) -> StudioMediaAsset:
+        """Stream one upload to disk; schedule the probe once all `byteSize` bytes are in."""
+        asset = await self._authorized_asset(asset_id, expires, signature)
+        final = self.path(asset)
+        if asset.status != "UPLOADING" or final.exists() or asset.id in self._receiving:
+            raise UploadRefused(409, "this asset has already been uploaded")
+        if normalize_content_type(content_type) != asset.content_type:
+            raise UploadRefused(415, f"Content-Type must be {asset.content_type}, as reserved")
+        if content_length is not None and content_length > asset.byte_size:
+            raise UploadRefused(413, f"the body is larger than byteSize ({asset.byte_size})")
+        if content_length is not None and content_length < asset.byte_size:
+            raise UploadRefused(400, f"the body is smaller than byteSize ({asset.byte_size})")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        partial = final.with_name(f".{asset.id}.{secrets.token_hex(6)}.part")
+        self._receiving.add(asset.id)
+        try:
+            await self._write(partial, chunks, asset.byte_size)
+            try:
+                # link, not rename: it refuses to replace an upload that won a race.
+                await asyncio.to_thread(os.link, partial, final)
+            except FileExistsError:
+                raise UploadRefused(409, "this asset has already been uploaded") from None
+        finally:
+            self._receiving.discard(asset.id)
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
+        self._spawn_probe(asset.id)
+        return asset
+
+    @staticmethod
+    async def _write(partial: Path, chunks: AsyncIterator[bytes], byte_size: int) -> None:
+        handle = await asyncio.to_thread(partial.open, "xb")
+        try:
+            total = 0
+            buffer = bytearray()
+            async for chunk in chunks:
+                total += len(chunk)
+                if total > byte_size:
+                    raise UploadRefused(413, f"the body is larger than byteSize ({byte_size})")
+                buffer += chunk
+                if len(buffer) >= WRITE_BUFFER:
+                    await asyncio.to_thread(handle.write, bytes(buffer))
+                    buffer.clear()
+            if total < byte_size:
+                raise UploadRefused(400, f"the body ended after {total} of {byte_size} bytes")
+            await asyncio.to_thread(_finish, handle, bytes(buffer))
+        finally:
+            handle.close()
+
+    # -- probing --------------------------------------------------------------------------
+
+    def _spawn_probe(self, asset_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._probe(asset_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _probe(self, asset_id: str) -> None:
+        async with self.db.session() as session:
+            asset = await session.get(StudioMediaAsset, asset_id)
+        if asset is None:
+            return
+        path = self.path(asset)
+        kind, reason = await asyncio.to_thread(probe_file, path)
+        values: dict[str, Any] = {"updated_at": datetime.now(UTC)}
+        if kind is None:
+            values.update(status="FAILED", status_reason=reason)
+            with contextlib.suppress(FileNotFoundError):
+                await asyncio.to_thread(path.unlink)
+        else:
+            values.update(status="READY", kind=kind, status_reason=None)
+        async with self.db.session() as session:
+            await session.execute(update(StudioMediaAsset)
+                                  .where(StudioMediaAsset.id == asset_id).values(**values))
+        log.info("media asset %s probed: %s", asset_id, values["status"])
+
+
+def _finish(handle: Any, tail: bytes) -> None:
+    handle.write(tail)
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def probe_file(path: Path) -> tuple[str | None, str | None]:
+    """(kind, None) for a file PyAV can decode a frame of; (None, reason) otherwise.
+
+    Runs in a worker thread: opening and decoding hold the GIL only in short stretches.
+    """
+    import av
+
+    try:
+        with av.open(str(path), mode="r") as container:
+            video = [s for s in container.streams.video
+                     if not s.disposition & av.stream.Disposition.attached_pic]
+            audio = list(container.streams.audio)
+            if not video and not audio:
+                return None, "the file has no audio or video stream"
+            stream = video[0] if video else audio[0]
+            if next(iter(container.decode(stream)), None) is None:
+                return None, "no frame of the file could be decoded"
+            if not video:
+                return "audio", None
+            still = container.format.name in IMAGE_FORMATS or \
+                container.format.name.endswith("_pipe")
+            return ("image" if still else "video"), None
+    except Exception as exc:  # PyAV raises FFmpegError subclasses, and ValueError/OSError
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        return None, f"unreadable media: {reason}"
