@@ -93,7 +93,11 @@ class MediaCore:
 
     # -- peers --------------------------------------------------------------------------
 
-    async def create_peer(self, peer_id: str | None = None) -> Peer:
+    async def create_peer(
+        self, peer_id: str | None = None, *, connect_timeout: float | None = None
+    ) -> Peer:
+        """A new peer; it is closed unless connected within `connect_timeout` seconds
+        (default `config.connect_timeout`), e.g. longer for sessions that negotiate later."""
         peer_id = peer_id or uuid.uuid4().hex
         if peer_id in self.peers:
             raise ValueError(f"peer {peer_id} exists")
@@ -101,15 +105,18 @@ class MediaCore:
         factory = self.config.peer_factory or RTCPeerConnection
         peer = Peer(self, peer_id, factory(rtc_config))
         self.peers[peer_id] = peer
-        self._watchdogs[peer_id] = asyncio.get_running_loop().create_task(self._watchdog(peer))
+        timeout = self.config.connect_timeout if connect_timeout is None else connect_timeout
+        self._watchdogs[peer_id] = asyncio.get_running_loop().create_task(
+            self._watchdog(peer, timeout)
+        )
         return peer
 
     def get_peer(self, peer_id: str) -> Peer | None:
         return self.peers.get(peer_id)
 
-    async def _watchdog(self, peer: Peer) -> None:
+    async def _watchdog(self, peer: Peer, limit: float) -> None:
         try:
-            await asyncio.wait_for(peer.connected.wait(), self.config.connect_timeout)
+            await asyncio.wait_for(peer.connected.wait(), limit)
         except TimeoutError:
             self._watchdogs.pop(peer.id, None)
             await peer.close("connect timeout")
@@ -138,6 +145,14 @@ class MediaCore:
     def track_started(self, track_id: str) -> bool:
         track = self._tracks.get(track_id)
         return track is not None and track.started
+
+    def last_frame_at(self, track_id: str) -> float | None:
+        """`time.monotonic()` when the live track's latest frame arrived; None if it has
+        received none yet or no such track is live."""
+        track = self._tracks.get(track_id)
+        if track is None or track.ended or not track.frames:
+            return None
+        return track.last_frame_at
 
     def subscriptions_of(self, track_id: str) -> list[Subscription]:
         return list(self._subscriptions.get(track_id, ()))

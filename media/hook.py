@@ -60,6 +60,7 @@ RECEIVER_STARTED = "_RTCRtpReceiver__started"
 REMOTE_STREAMS = "_RTCRtpReceiver__remote_streams"
 RTX_SSRC = "_RTCRtpReceiver__rtx_ssrc"
 SENDER_RTP_EXITED = "_RTCRtpSender__rtp_exited"
+SCTP_DATA_CHANNELS = "_data_channels"  # RTCSctpTransport: stream id -> RTCDataChannel
 
 
 def _ignore_frame(codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
@@ -207,6 +208,12 @@ def watch_sender_rtcp(
         await original(packet)
 
     sender._handle_rtcp_packet = _handle_rtcp_packet  # type: ignore[method-assign]
+
+
+def sctp_stream_ids(pc: RTCPeerConnection) -> set[int]:
+    """Stream ids of the data channels registered on `pc`'s SCTP transport (both sides')."""
+    sctp = pc.sctp
+    return {int(i) for i in getattr(sctp, SCTP_DATA_CHANNELS)} if sctp is not None else set()
 
 
 def set_receive_buffer(pc: RTCPeerConnection, size: int) -> int:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription
 from aiortc import sdp as aiortc_sdp
@@ -222,10 +222,16 @@ class Peer:
             self._install_hooks()
             return self.register_published(publish or {})
 
-    def add_receiver(self, kind: str) -> RTCRtpTransceiver:
-        """A recvonly transceiver for media the remote will send (offer it with create_offer)."""
+    def add_receiver(
+        self, kind: str, *, direction: Literal["recvonly", "sendrecv"] = "recvonly"
+    ) -> RTCRtpTransceiver:
+        """A transceiver for media the remote will send (offer it with create_offer).
+
+        `sendrecv` also offers to send on it: a track can be added later with
+        `add_subscription(track_id, transceiver=)`.
+        """
         self._check_open()
-        return self.pc.addTransceiver(kind, direction="recvonly")
+        return self.pc.addTransceiver(kind, direction=direction)
 
     def register_published(self, publish: Mapping[str, str]) -> list[str]:
         """Register negotiated receive transceivers (by mid) as published tracks.
@@ -260,6 +266,10 @@ class Peer:
             sdp_mid = transceivers[0].mid if transceivers else None
         parsed.sdpMid = sdp_mid
         await self.pc.addIceCandidate(parsed)
+
+    def data_channel_ids(self) -> set[int]:
+        """SCTP stream ids used by data channels on this connection (either side's)."""
+        return hook.sctp_stream_ids(self.pc)
 
     def _tune_sockets(self) -> None:
         size = self.core.config.udp_receive_buffer

@@ -110,6 +110,18 @@ async def test_private_attributes_on_live_objects() -> None:
         await pc.close()
 
 
+async def test_sctp_stream_ids() -> None:
+    pc = RTCPeerConnection()
+    try:
+        assert hook.sctp_stream_ids(pc) == set()
+        pc.createDataChannel("a", negotiated=True, id=3)
+        pc.createDataChannel("b", negotiated=True, id=7)
+        assert isinstance(getattr(pc.sctp, hook.SCTP_DATA_CHANNELS), dict)
+        assert hook.sctp_stream_ids(pc) == {3, 7}
+    finally:
+        await pc.close()
+
+
 async def test_hooked_receiver_never_decodes_and_thread_exits(core: MediaCore) -> None:
     threads_before = set(threading.enumerate())
     with hook.count_decodes() as decodes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 
@@ -36,6 +37,44 @@ async def test_peer_that_never_connects_is_closed() -> None:
         assert len([e for e in events if isinstance(e, TrackEnded)]) == 2
     finally:
         await core.stop()
+
+
+async def test_per_peer_connect_timeout() -> None:
+    core = MediaCore(MediaConfig(connect_timeout=1.0))
+    await core.start()
+    events: list[object] = []
+    core.add_listener(events.append)
+    try:
+        patient = await core.create_peer("patient", connect_timeout=30.0)
+        hasty = await core.create_peer("hasty", connect_timeout=0.2)
+        await wait_for(lambda: "hasty" not in core.peers, 1)
+        assert hasty.close_reason == "connect timeout"
+        await asyncio.sleep(1.5)  # past the core's default: the patient peer is still open
+        assert core.get_peer("patient") is patient and not patient.closed.is_set()
+        assert [e.peer_id for e in events if isinstance(e, PeerClosed)] == ["hasty"]
+    finally:
+        await core.stop()
+
+
+async def test_last_frame_at_tracks_media_arrival(core: MediaCore) -> None:
+    publisher = Publisher("video/VP8", audio=False)
+    peer = await core.create_peer()
+    await publisher.publish(peer, "live/clock")
+    (info,) = core.list_tracks("live/clock/")
+    assert core.last_frame_at("live/nothing") is None
+    await wait_for(lambda: core.track_started(info.track_id), 10)
+    first = core.last_frame_at(info.track_id)
+    assert first is not None and time.monotonic() - first < 1
+    await wait_for(lambda: (core.last_frame_at(info.track_id) or 0) > first, 5)
+    publisher.video_sender.replaceTrack(None)  # stops sending, stays connected
+    await asyncio.sleep(0.5)
+    stalled = core.last_frame_at(info.track_id)
+    await asyncio.sleep(0.5)
+    assert stalled is not None and core.last_frame_at(info.track_id) == stalled
+    assert time.monotonic() - stalled >= 0.5
+    await peer.close()
+    assert core.last_frame_at(info.track_id) is None
+    await publisher.close()
 
 
 async def test_dtls_failure_tears_peer_down(core: MediaCore) -> None:
