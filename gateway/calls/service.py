@@ -24,7 +24,6 @@ from aiortc import RTCDataChannel, RTCRtpTransceiver
 from aiortc import sdp as aiortc_sdp
 from sqlalchemy import update
 
-from gateway.calls import mediacompat as compat
 from gateway.calls.apps import AppStore
 from gateway.calls.models import CallsSession
 from gateway.calls.schemas import (
@@ -60,6 +59,10 @@ INACTIVE_AFTER = 30.0
 CONNECT_WAIT = 5.0
 LIVE_SESSION_PREFIX = "live:"
 CLOSED_SESSION_TTL = 600.0
+PURGE_INTERVAL = 10.0
+OPEN_SESSION_CONNECT_TIMEOUT = 300.0
+"""A session created without an offer negotiates later (tracks/new, renegotiate): its
+PeerConnection gets this long to connect instead of the media core's default 30 s."""
 KINDS = ("audio", "video")
 
 Json = dict[str, Any]
@@ -218,7 +221,6 @@ class CallsService:
         self.apps = AppStore(db)
         self.sessions: dict[str, LiveSession] = {}
         self.limiter = TokenBucketLimiter(CALLS_PER_SECOND, CALLS_PER_SECOND)
-        self._media_seen: dict[str, tuple[int, float]] = {}
         self._remove_listener = core.add_listener(self._on_media_event)
         self._monitor: asyncio.Task[None] | None = None
         self.on_session_closed: Callable[[str], Awaitable[None]] | None = None
@@ -227,7 +229,7 @@ class CallsService:
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        self._monitor = asyncio.get_running_loop().create_task(self._watch_media())
+        self._monitor = asyncio.get_running_loop().create_task(self._purge_closed())
 
     async def stop(self) -> None:
         self._remove_listener()
@@ -240,27 +242,14 @@ class CallsService:
             await session.peer.close("gateway stopping")
         await self._mark_closed([s.id for s in live])
 
-    async def _watch_media(self) -> None:
-        """Remember when each track last carried media (for the 30 s inactivity rule)."""
+    async def _purge_closed(self) -> None:
+        """Forget closed sessions once they have been reported closed for a while."""
         while True:
-            await asyncio.sleep(1.0)
-            try:
-                self._sample_media()
-            except Exception:
-                log.exception("calls: media activity sampling failed")
-
-    def _sample_media(self) -> None:
-        now = time.monotonic()
-        for track_id, stats in self.core.stats().tracks.items():
-            seen = self._media_seen.get(track_id)
-            if seen is None or stats.frames != seen[0]:
-                self._media_seen[track_id] = (stats.frames, now)
-        live = {t.track_id for t in self.core.list_tracks()}
-        for track_id in set(self._media_seen) - live:
-            del self._media_seen[track_id]
-        for session_id, session in list(self.sessions.items()):
-            if session.closed_at is not None and now - session.closed_at > CLOSED_SESSION_TTL:
-                del self.sessions[session_id]
+            await asyncio.sleep(PURGE_INTERVAL)
+            now = time.monotonic()
+            for session_id, session in list(self.sessions.items()):
+                if session.closed_at is not None and now - session.closed_at > CLOSED_SESSION_TTL:
+                    del self.sessions[session_id]
 
     def _on_media_event(self, event: MediaEvent) -> Any:
         if isinstance(event, PeerClosed):
@@ -295,7 +284,10 @@ class CallsService:
         if request.sessionDescription is not None:
             offer = _parse_sdp(request.sessionDescription, "offer")
         session_id = uuid.uuid4().hex
-        peer = await self.core.create_peer(peer_id=session_id)
+        peer = await self.core.create_peer(
+            peer_id=session_id,
+            connect_timeout=None if offer is not None else OPEN_SESSION_CONNECT_TIMEOUT,
+        )
         session = LiveSession(session_id, app_id, peer)
         result: Json = {"sessionId": session_id}
         try:
@@ -373,6 +365,13 @@ class CallsService:
         except NegotiationError as exc:
             raise CallsError(409, "negotiation_failed",
                              f"the SFU could not create an offer: {exc}") from None
+
+    @staticmethod
+    def _register_answered(session: LiveSession, pending: dict[str, str]) -> None:
+        """Publish SFU-offered receive transceivers now that the client answered them."""
+        for mid, track_id in pending.items():
+            with contextlib.suppress(TrackExists):  # the id is live elsewhere: stays pending
+                session.peer.register_published({mid: track_id})
 
     def _mark_negotiated(self, session: LiveSession) -> None:
         for track in session.remote:
@@ -489,7 +488,7 @@ class CallsService:
                                          "kind (audio or video) is required when the SFU "
                                          "generates the offer")
                     direction = "sendrecv" if track.bidirectionalMediaStream else "recvonly"
-                    transceiver = session.peer.pc.addTransceiver(track.kind, direction=direction)
+                    transceiver = session.peer.add_receiver(track.kind, direction=direction)
                     local = LocalTrack(name, local_track_id(session.id, name), transceiver, None,
                                        track.kind, track.bidirectionalMediaStream, pending=True)
                     session.local[name] = local
@@ -603,12 +602,11 @@ class CallsService:
                                  f"transceiver {track.mid} carries {transceiver.kind}, "
                                  f"the track is {info.kind}")
         try:
-            if transceiver is not None:
-                sub = compat.subscribe_on_transceiver(session.peer, track_id, transceiver)
-            else:
-                sub = session.peer.add_subscription(track_id)
+            sub = session.peer.add_subscription(track_id, transceiver=transceiver)
         except UnknownTrack:
             raise TrackError("track_not_found", "the track has ended") from None
+        except ValueError as exc:  # the transceiver cannot carry this track
+            raise TrackError("invalid_track", str(exc)) from None
         except PeerClosedError:
             raise TrackError("session_closed", "this session is closed") from None
         remote = RemoteTrack(track.sessionId or "", track.trackName or "", track_id, sub,
@@ -663,7 +661,7 @@ class CallsService:
             self._mark_negotiated(session)
             pending = {t.mid: t.track_id for t in session.local.values()
                        if t.pending and not t.closed and t.mid}
-            compat.register_answered_tracks(session.peer, pending)
+            self._register_answered(session, pending)
             for track in session.local.values():
                 if track.pending and self.core.get_track(track.track_id) is not None:
                     track.pending = False
@@ -689,8 +687,7 @@ class CallsService:
                     if local.pending:
                         local.pending = False
                     else:
-                        await compat.end_published_track(self.core, local.track_id,
-                                                         "closed by client")
+                        await self.core.end_track(local.track_id, "closed by client")
                     if not request.force and local.transceiver is not None:
                         local.transceiver.direction = "inactive"
                 elif remote is not None:
@@ -753,7 +750,7 @@ class CallsService:
                 raise TrackError("invalid_track",
                                  f"transceiver {track.mid} carries {transceiver.kind}")
             try:
-                sub = compat.retarget_subscription(session.peer, current.subscription, track_id)
+                sub = session.peer.retarget_subscription(current.subscription, track_id)
             except UnknownTrack:
                 raise TrackError("track_not_found", "the track has ended") from None
             except ValueError as exc:
@@ -823,7 +820,7 @@ class CallsService:
             if source is None:
                 raise TrackError("data_channel_not_found",
                                  f"session {owner_id} publishes no data channel {name!r}")
-        used = compat.sctp_channel_ids(session.peer) | {c.id for c in session.channels}
+        used = session.peer.data_channel_ids() | {c.id for c in session.channels}
         stream_id = next(i for i in range(1, 65535) if i not in used)
         rtc_channel = session.peer.pc.createDataChannel(name, negotiated=True, id=stream_id)
         channel = DataChannel(name, location, stream_id, rtc_channel, owner_id)
@@ -852,8 +849,8 @@ class CallsService:
             return "inactive"
         if not self.core.track_started(track_id):
             return "waiting"
-        seen = self._media_seen.get(track_id)
-        if seen is not None and time.monotonic() - seen[1] > INACTIVE_AFTER:
+        last = self.core.last_frame_at(track_id)
+        if last is not None and time.monotonic() - last > INACTIVE_AFTER:
             return "inactive"
         return "active"
 
