@@ -26,9 +26,9 @@ from gateway.keys import InstanceSecret
 from gateway.settings import Settings
 from gateway.studio.ids import new_id
 from gateway.studio.models import Studio, StudioDestination, StudioSource
-from gateway.studio.restream import OutputPlan, Restreamer, RestreamPlan, SourcePlan
 from gateway.studio.sealing import StreamKeySealer
 from media import MediaCore, MediaEvent, NegotiationError, TrackEnded, TrackStarted
+from media.restream import OutputPlan, Restreamer, RestreamPlan, SourcePlan
 
 log = logging.getLogger("mediagate.studio")
 

@@ -1,8 +1,8 @@
-"""Restreaming: one studio's source to N RTMP/RTMPS destinations as FLV, with PyAV.
+"""Restreaming: one source to N RTMP/RTMPS destinations as FLV, with PyAV.
 
-Self-contained and free of HTTP: it depends only on the media core's public interface
-(`MediaCore.tap`, `request_keyframe`, `list_tracks`, `TrackInfo`, `EncodedFrame`), so it can
-move into `media/` unchanged.
+Part of the media core; it reads published tracks through `MediaCore.tap`,
+`request_keyframe` and `list_tracks`, and knows nothing about HTTP or which API asked
+(the Studio API's go-live drives it).
 
 Shape of one broadcast (an "encoder stream"):
 
@@ -45,9 +45,10 @@ from urllib.parse import urlsplit
 import av
 from av.video.frame import PictureType
 
-from media import EncodedFrame, MediaCore, TrackInfo, UnknownTrack
+from .core import MediaCore
+from .types import EncodedFrame, TrackInfo, UnknownTrack
 
-log = logging.getLogger("mediagate.studio.restream")
+log = logging.getLogger("mediagate.media.restream")
 
 MS = fractions.Fraction(1, 1000)
 AUDIO_RATE = 48000
