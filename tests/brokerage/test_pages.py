@@ -10,21 +10,16 @@ import zxingcpp
 from PIL import Image
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from gateway.paths import PROJECT_ROOT
 from tests.brokerage.helpers import Api, Peer
 from tests.brokerage.test_signalling import _peer_token
+from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.server import RunningServer
-
-ARTIFACTS = PROJECT_ROOT / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--use-fake-device-for-media-stream",
-                 "--use-fake-ui-for-media-stream", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path="/usr/bin/chromium",
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM,
                                                     args=CHROMIUM_ARGS)
         yield chromium
         await chromium.close()

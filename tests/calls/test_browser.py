@@ -12,22 +12,12 @@ import httpx
 import pytest
 from playwright.sync_api import Response, sync_playwright
 
-from gateway.paths import PROJECT_ROOT
 from tests import contract
+from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.calls.helpers import APP_ID, APP_SECRET
 from tests.server import RunningServer, start_server
 
 PAGES = Path(__file__).parent / "pages"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-]
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -58,10 +48,10 @@ def calls_server(tmp_path: Path) -> Iterator[RunningServer]:
 
 def test_browser_echo_plays_pulled_video(calls_server: RunningServer, page_origin: str) -> None:
     api = f"{calls_server.base_url}/v1"
-    artifacts = PROJECT_ROOT / "test-artifacts"
+    artifacts = ARTIFACTS
     artifacts.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
+        browser = playwright.chromium.launch(executable_path=CHROMIUM,
                                              args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
@@ -152,7 +142,7 @@ async def test_browser_watches_a_whip_room_through_calls(
     api = f"{calls_server.base_url}/v1"
     try:
         async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium",
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM,
                                                        args=CHROMIUM_ARGS)
             try:
                 page = await browser.new_page()
@@ -171,7 +161,7 @@ async def test_browser_watches_a_whip_room_through_calls(
                     f"document.getElementById('remote-video').currentTime > {first} + 1",
                     timeout=10_000,
                 )
-                artifacts = PROJECT_ROOT / "test-artifacts"
+                artifacts = ARTIFACTS
                 artifacts.mkdir(exist_ok=True)
                 await page.screenshot(path=str(artifacts / "calls-browser-whip-room.png"))
             finally:

@@ -16,20 +16,15 @@ from playwright.async_api import Page, async_playwright
 
 from gateway.app import create_app
 from gateway.migrate import upgrade
-from gateway.paths import PROJECT_ROOT
 from gateway.serve import hypercorn_config
 from gateway.settings import Settings
 from tests import contract
+from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.host.conftest import TOKEN
 from tests.host.test_gamestream import MoonlightClient
 from tests.host.test_stats import _publish
 from tests.media.media_clients import Subscriber
 from tests.pg import free_port
-
-ARTIFACTS = PROJECT_ROOT / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--use-fake-device-for-media-stream",
-                 "--use-fake-ui-for-media-stream", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 
 
 async def wait_points(page: Page, selector: str, at_least: int) -> None:
@@ -88,7 +83,7 @@ async def test_console_pairs_and_charts_a_capture(served: tuple[str, object],
             await viewer.play(await core.create_peer(), [track_id])
         pairing = asyncio.create_task(moonlight.pair(device, "5678", done))
         async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium",
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM,
                                                        args=CHROMIUM_ARGS)
             try:
                 page = await browser.new_page(viewport={"width": 1280, "height": 1100},

@@ -9,22 +9,9 @@ import httpx
 import pytest
 from playwright.async_api import Page, async_playwright
 
-from gateway.paths import PROJECT_ROOT
+from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.live.helpers import request, rooms, start_live_server
 from tests.server import RunningServer
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-    # host candidates as IP addresses (not mDNS names) so the gateway can pair with them
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-]
-ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +31,7 @@ async def test_chromium_publishes_and_plays(live_server: RunningServer,
     base = live_server.base_url
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             publisher = await browser.new_page()
             await publisher.goto(

@@ -14,20 +14,10 @@ from pathlib import Path
 
 from playwright.async_api import async_playwright
 
-from gateway.paths import PROJECT_ROOT
+from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.studio.live_helpers import Api, start_gateway, wait_async
 from tests.studio.rtmp import NginxRtmp, RtmpReader
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-]
-ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 PUBLISH = """
 async ({whipUrl, token}) => {
   const stream = await navigator.mediaDevices.getUserMedia(
@@ -92,7 +82,7 @@ async def test_chromium_webcam_source_goes_live(tmp_path: Path) -> None:
 async def publish_and_go_live(api: Api, base_url: str, origin: str, sid: str,
                               source: dict[str, str], nginx: NginxRtmp) -> None:
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium",
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM,
                                                    args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page()
