@@ -19,7 +19,7 @@ from aiortc.rtp import (
     RtcpRtpfbPacket,
 )
 
-from . import hook
+from . import hook, sdpfix
 from .forward import ForwardTrack, FrameQueue
 from .track import PublishedTrack
 from .types import NegotiationError, PeerClosedError, TrackExists, TrackInfo
@@ -190,7 +190,7 @@ class Peer:
                 if sub.mid is None:  # the offer had no free m-line of this kind
                     self._remove_subscription(sub)
             self._register_published(to_publish)
-            return self.pc.localDescription.sdp
+            return sdpfix.reject_stopped_sections(offer_sdp, self.pc.localDescription.sdp)
 
     async def create_offer(self) -> str:
         """Create and apply a local offer (e.g. after adding/removing subscriptions)."""

@@ -36,7 +36,6 @@ from gateway.calls.schemas import (
     TracksRequest,
     UpdateTracksRequest,
 )
-from gateway.calls.sdp import reject_stopped_sections
 from gateway.db import Database
 from gateway.ratelimit import TokenBucketLimiter
 from media import (
@@ -347,8 +346,7 @@ class CallsService:
 
     async def _accept_offer(self, session: LiveSession, sdp: str, publish: dict[str, str]) -> str:
         try:
-            answer = await session.peer.accept_offer(sdp, publish=publish)
-            return reject_stopped_sections(sdp, answer)
+            return await session.peer.accept_offer(sdp, publish=publish)
         except TrackExists as exc:
             raise CallsError(409, "track_exists", f"track {exc} is already published") from None
         except PeerClosedError:

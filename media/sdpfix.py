@@ -1,10 +1,11 @@
-"""SDP fix-ups between browsers and aiortc that Calls flows hit.
+"""SDP fix-ups applied to every answer the media core creates.
 
 A browser that stops a transceiver (`RTCRtpTransceiver.stop()`, as apps do to close a pushed
 track) offers that m-section with port 0 and leaves its mid out of the BUNDLE group. aiortc
 answers it like any other section, with a port and inside BUNDLE, which browsers reject
 ("A BUNDLE group in answer contains a MID that was not in the offered group"). The answer is
 corrected here: rejected sections keep port 0 and leave the BUNDLE group (RFC 8843 §7.3.3).
+Calls clients (closing a pushed track) and WHEP viewers hit this.
 """
 
 from __future__ import annotations
