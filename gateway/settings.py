@@ -215,6 +215,14 @@ class Settings(BaseModel):
     """Largest `byteSize` a media-library upload may reserve."""
     studio_media_upload_ttl: int = Field(900, alias="STUDIO_MEDIA_UPLOAD_TTL", ge=1, le=7 * 86400)
     """Seconds a presigned upload URL stays valid."""
+    studio_webhook_retries: int = Field(5, alias="STUDIO_WEBHOOK_RETRIES", ge=0, le=20)
+    """Retries of a failed webhook delivery (after the first attempt)."""
+    studio_webhook_backoff_initial: float = Field(
+        1.0, alias="STUDIO_WEBHOOK_BACKOFF_INITIAL", gt=0, le=600
+    )
+    studio_webhook_backoff_max: float = Field(
+        60.0, alias="STUDIO_WEBHOOK_BACKOFF_MAX", gt=0, le=3600
+    )
 
     # host management (punktfunk)
     steam_root: Path | None = Field(None, alias="MEDIAGATE_STEAM_ROOT")

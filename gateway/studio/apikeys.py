@@ -29,6 +29,7 @@ ALL_SCOPES: tuple[str, ...] = (
     "connections:write",
     "media:read",
     "media:write",
+    "webhooks:manage",
 )
 BOOTSTRAP_OWNER = "bootstrap"
 

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Index, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db import Base
@@ -29,3 +39,63 @@ class StudioMediaAsset(Base):
     """The file's path relative to the data dir (a `media` source's url)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StudioChatMessage(Base):
+    """One message of a studio's unified chat: sent through the API or received from a platform."""
+
+    __tablename__ = "studio_chat_messages"
+    __table_args__ = (Index("ix_studio_chat_messages_studio_id_id", "studio_id", "id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    studio_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("studio_studios.id", ondelete="CASCADE")
+    )
+    platform: Mapped[str] = mapped_column(String(60))
+    """Where it was written: the adapter's platform name (`mediagate` for API sends too)."""
+    direction: Mapped[str] = mapped_column(String(3))
+    """`out`: sent through the API and fanned out; `in`: received from a platform."""
+    author_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    author_display_name: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    deliveries: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """JSON list of {platform, ok, error?} for `out` messages."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StudioChatPlatform(Base):
+    """A chat platform's settings for one studio (the built-in chat needs no row)."""
+
+    __tablename__ = "studio_chat_platforms"
+    __table_args__ = (UniqueConstraint("studio_id", "platform"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    studio_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("studio_studios.id", ondelete="CASCADE"), index=True
+    )
+    platform: Mapped[str] = mapped_column(String(60))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    secret_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StudioWebhook(Base):
+    """An owner's event subscription: signed POSTs of the listed events to `url`."""
+
+    __tablename__ = "studio_webhooks"
+    __table_args__ = (Index("ix_studio_webhooks_owner_id", "owner", "id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[str] = mapped_column(Text)
+    """Space-separated event names."""
+    secret_sealed: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_status: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    """Outcome of the latest delivery: `delivered`, or why it failed."""
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    """Deliveries given up on after every retry, since the last success."""

@@ -9,14 +9,34 @@ if TYPE_CHECKING:
 
 
 async def start_part2(state: GatewayState) -> None:
+    import httpx
+
+    from gateway.studio.chat import ChatService
+    from gateway.studio.chat_adapters import default_adapters
     from gateway.studio.library import StudioLibrary
+    from gateway.studio.webhooks import WebhookService
 
     library = StudioLibrary(state.settings, state.db, state.secret)
     await library.start()
     state.services["studio.library"] = library
+    http = httpx.AsyncClient(follow_redirects=False)
+    state.services["studio.http"] = http
+    webhooks = WebhookService(state.settings, state.db, state.secret, http)
+    state.services["studio.webhooks"] = webhooks
+    state.services["studio.chat"] = ChatService(state.settings, state.db, state.secret,
+                                                webhooks, default_adapters(http))
 
 
 async def stop_part2(state: GatewayState) -> None:
+    chat = state.services.pop("studio.chat", None)
+    if chat is not None:
+        await chat.stop()
+    webhooks = state.services.pop("studio.webhooks", None)
+    if webhooks is not None:
+        await webhooks.stop()
+    http = state.services.pop("studio.http", None)
+    if http is not None:
+        await http.aclose()
     library = state.services.pop("studio.library", None)
     if library is not None:
         await library.stop()

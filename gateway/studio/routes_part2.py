@@ -1,4 +1,4 @@
-"""Studio part 2 HTTP routes (media library; chat, webhooks, connections as they land).
+"""Studio part 2 HTTP routes: media library, unified chat (+ the built-in page), webhooks.
 
 `register(blueprint, settings)` adds them to part 1's blueprint, so they share its CORS,
 error envelope, scope checks and per-key rate limit.
@@ -6,16 +6,27 @@ error envelope, scope checks and per-key rate limit.
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
+
 from quart import Blueprint, Response, jsonify, request
 
 from gateway.bodylimit import body_limit
 from gateway.errors import ApiError
+from gateway.pagination import PaginationError, parse_limit
 from gateway.settings import Settings
 from gateway.state import gateway_state
 from gateway.studio import schemas, schemas_part2
 from gateway.studio.auth import check_write_enabled, principal, require
+from gateway.studio.chat import BUILTIN, ChatService
+from gateway.studio.chat_adapters import InboundRejected
+from gateway.studio.chat_page import render as chat_page_html
 from gateway.studio.library import StudioLibrary, UploadRefused
 from gateway.studio.routes import _json_body, _next_cursor, _page_args, domain_errors
+from gateway.studio.webhooks import WebhookService
+
+HISTORY = 50
+KEEPALIVE_EVERY = 15  # quiet seconds between SSE comments
 
 
 def library() -> StudioLibrary:
@@ -28,6 +39,12 @@ def _base_url() -> str:
 
 
 def register(blueprint: Blueprint, settings: Settings) -> None:
+    register_media(blueprint)
+    register_chat(blueprint)
+    register_webhooks(blueprint)
+
+
+def register_media(blueprint: Blueprint) -> None:
     @blueprint.get("/v1/media")
     @require("media:read")
     async def list_media() -> Response:
@@ -62,3 +79,156 @@ def register(blueprint: Blueprint, settings: Settings) -> None:
         except UploadRefused as exc:
             raise ApiError(exc.status, exc.message, code=exc.code) from None
         return jsonify({"ok": True, "assetId": asset.id, "byteSize": asset.byte_size})
+
+
+def chat() -> ChatService:
+    return gateway_state().services["studio.chat"]
+
+
+def webhooks() -> WebhookService:
+    return gateway_state().services["studio.webhooks"]
+
+
+def _chat_urls(studio_id: str) -> tuple[str, str, str]:
+    """(page, events, viewer-post) URLs of the built-in chat, with the viewer token."""
+    token = chat().viewer_token(studio_id)
+    base = f"{_base_url()}/v1/studios/{studio_id}/chat"
+    return (f"{base}/page?token={token}", f"{base}/events?token={token}",
+            f"{base}/viewer-messages?token={token}")
+
+
+async def _viewer_studio(studio_id: str) -> None:
+    """The built-in chat's routes take the viewer token, and only while it is enabled."""
+    if not chat().check_viewer_token(studio_id, request.args.get("token")):
+        raise ApiError(401, "missing or invalid chat viewer token", code="invalid_key")
+    await chat().studio(studio_id)
+    if not await chat().builtin_enabled(studio_id):
+        raise ApiError(404, "the built-in chat is disabled for this studio", code="not_found")
+
+
+def register_chat(blueprint: Blueprint) -> None:
+    @blueprint.get("/v1/studios/<studio_id>/chat/messages")
+    @require("chat:read")
+    @domain_errors
+    async def list_chat_messages(studio_id: str) -> Response:
+        try:
+            limit = parse_limit(request.args.get("limit"))
+        except PaginationError as exc:
+            raise ApiError(400, str(exc), code="invalid_request") from None
+        messages = await chat().recent(principal().owner, studio_id, limit)
+        return jsonify({"data": [schemas_part2.chat_message_body(m) for m in messages]})
+
+    @blueprint.post("/v1/studios/<studio_id>/chat/messages")
+    @require("chat:send", write=True)
+    @domain_errors
+    async def send_chat_message(studio_id: str) -> tuple[Response, int]:
+        body = schemas.parse_body(schemas_part2.SendChatMessage, await _json_body())
+        message, deliveries = await chat().send(principal().owner, studio_id, body.text,
+                                                body.platforms)
+        return jsonify({"ok": True, "messageId": message.id,
+                        "deliveries": [d.as_json() for d in deliveries]}), 201
+
+    @blueprint.get("/v1/studios/<studio_id>/chat/platforms")
+    @require("chat:read")
+    @domain_errors
+    async def list_chat_platforms(studio_id: str) -> Response:
+        views = await chat().platforms(principal().owner, studio_id)
+        page_url = _chat_urls(studio_id)[0]
+        return jsonify({"data": [schemas_part2.chat_platform_body(
+            v, page_url if v.platform == BUILTIN else None) for v in views]})
+
+    @blueprint.put("/v1/studios/<studio_id>/chat/platforms/<platform>")
+    @require("studios:write", write=True)
+    @domain_errors
+    async def configure_chat_platform(studio_id: str, platform: str) -> Response:
+        body = schemas.parse_body(schemas_part2.ConfigureChatPlatform, await _json_body())
+        changes = {name: getattr(body, name) for name in body.model_fields_set}
+        view = await chat().configure(principal().owner, studio_id, platform, changes)
+        page_url = _chat_urls(studio_id)[0] if platform == BUILTIN else None
+        return jsonify(schemas_part2.chat_platform_body(view, page_url))
+
+    @blueprint.post("/v1/studios/<studio_id>/chat/inbound/<platform>")
+    @body_limit(64 * 1024)
+    @domain_errors
+    async def inbound_chat_message(studio_id: str, platform: str) -> tuple[Response, int]:
+        check_write_enabled()
+        try:
+            message = await chat().receive_inbound(studio_id, platform, request.headers,
+                                                   await request.get_data())
+        except InboundRejected as exc:
+            if exc.unauthenticated:
+                raise ApiError(401, str(exc), code="invalid_key") from None
+            raise ApiError(400, str(exc), code="invalid_request") from None
+        return jsonify({"ok": True, "messageId": message.id}), 201
+
+    # -- the built-in chat: a page, its live feed, and viewers' messages ------------------
+
+    @blueprint.get("/v1/studios/<studio_id>/chat/page")
+    @domain_errors
+    async def chat_page(studio_id: str) -> Response:
+        await _viewer_studio(studio_id)
+        studio = await chat().studio(studio_id)
+        _, events_url, post_url = _chat_urls(studio_id)
+        response = Response(chat_page_html(studio.name, events_url, post_url),
+                            content_type="text/html; charset=utf-8")
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @blueprint.get("/v1/studios/<studio_id>/chat/events")
+    @domain_errors
+    async def chat_events(studio_id: str) -> Response:
+        await _viewer_studio(studio_id)
+        follow = chat().follow(studio_id, HISTORY)
+
+        async def stream() -> AsyncIterator[bytes]:
+            quiet = 0
+            yield b"retry: 2000\n\n"
+            async for message in follow:
+                if message is None:
+                    quiet += 1
+                    if quiet % KEEPALIVE_EVERY == 0:
+                        yield b": keep-alive\n\n"
+                    continue
+                data = json.dumps(schemas_part2.chat_message_body(message))
+                yield f"id: {message.id}\nevent: message\ndata: {data}\n\n".encode()
+
+        response = Response(stream(), content_type="text/event-stream")
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Accel-Buffering"] = "no"
+        response.timeout = None
+        return response
+
+    @blueprint.post("/v1/studios/<studio_id>/chat/viewer-messages")
+    @domain_errors
+    async def viewer_chat_message(studio_id: str) -> tuple[Response, int]:
+        await _viewer_studio(studio_id)
+        check_write_enabled()
+        body = schemas.parse_body(schemas_part2.ViewerChatMessage, await _json_body())
+        message = await chat().receive_from_page(studio_id, body.authorDisplayName, body.text)
+        return jsonify({"ok": True, "messageId": message.id}), 201
+
+
+def register_webhooks(blueprint: Blueprint) -> None:
+    @blueprint.get("/v1/webhooks")
+    @require("webhooks:manage")
+    async def list_webhooks() -> Response:
+        after, limit = _page_args()
+        page = await webhooks().list(principal().owner, after, limit)
+        return jsonify(schemas.page_body([schemas_part2.webhook_body(w) for w in page.items],
+                                         _next_cursor(page)))
+
+    @blueprint.post("/v1/webhooks")
+    @require("webhooks:manage", write=True)
+    @domain_errors
+    async def create_webhook() -> tuple[Response, int]:
+        body = schemas.parse_body(schemas_part2.CreateWebhook, await _json_body())
+        webhook = await webhooks().create(principal().owner, body.url, body.events, body.secret,
+                                          body.enabled if body.enabled is not None else True)
+        return jsonify(schemas_part2.webhook_body(webhook)), 201
+
+    @blueprint.delete("/v1/webhooks/<webhook_id>")
+    @require("webhooks:manage", write=True)
+    @domain_errors
+    async def delete_webhook(webhook_id: str) -> Response:
+        await webhooks().delete(principal().owner, webhook_id)
+        return jsonify({"ok": True})

@@ -1,13 +1,15 @@
-"""Studio part 2 request/response shapes: media library (chat, webhooks as they land)."""
+"""Studio part 2 request/response shapes: media library, chat, webhooks."""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
-from gateway.studio.models_part2 import StudioMediaAsset
-from gateway.studio.schemas import Name, NoNul, _Body, _compact, iso
+from gateway.studio.chat import PlatformView, envelope
+from gateway.studio.models_part2 import StudioChatMessage, StudioMediaAsset, StudioWebhook
+from gateway.studio.schemas import Name, NoNul, Url, _Body, _compact, iso
 
 Filename = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
                      NoNul]
@@ -42,3 +44,58 @@ def media_upload_body(asset: StudioMediaAsset, upload_url: str) -> dict[str, Any
     return {"assetId": asset.id, "kind": asset.kind, "objectKey": asset.object_key,
             "uploadUrl": upload_url, "contentType": asset.content_type,
             "byteSize": asset.byte_size}
+
+
+# -- chat -------------------------------------------------------------------------------------
+
+ChatText = Annotated[str, StringConstraints(min_length=1, max_length=2000), NoNul]
+PlatformName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                max_length=60), NoNul]
+Secret = Annotated[str, StringConstraints(min_length=16, max_length=500), NoNul]
+
+
+class SendChatMessage(_Body):
+    text: ChatText
+    platforms: Annotated[list[PlatformName], Field(max_length=20)] | None = None
+
+
+class ViewerChatMessage(_Body):
+    authorDisplayName: Name
+    text: ChatText
+
+
+class ConfigureChatPlatform(_Body):
+    enabled: bool | None = None
+    url: Url | None = None
+    secret: Secret | None = None
+
+
+def chat_message_body(message: StudioChatMessage) -> dict[str, Any]:
+    body: dict[str, Any] = {**envelope(message).as_json(), "direction": message.direction}
+    body.pop("studioId")
+    if message.deliveries is not None:
+        body["deliveries"] = json.loads(message.deliveries)
+    return body
+
+
+def chat_platform_body(view: PlatformView, page_url: str | None) -> dict[str, Any]:
+    return _compact({"platform": view.platform, "enabled": view.enabled, "url": view.url,
+                     "hasSecret": view.has_secret, "pageUrl": page_url})
+
+
+# -- webhooks ---------------------------------------------------------------------------------
+
+
+class CreateWebhook(_Body):
+    url: Url
+    events: Annotated[list[PlatformName], Field(min_length=1, max_length=10)]
+    secret: Secret
+    enabled: bool | None = None
+
+
+def webhook_body(webhook: StudioWebhook) -> dict[str, Any]:
+    return _compact({
+        "id": webhook.id, "url": webhook.url, "events": webhook.events.split(),
+        "enabled": webhook.enabled, "hasSecret": True, "createdAt": iso(webhook.created_at),
+        "lastStatus": webhook.last_status, "failures": webhook.failures,
+    })

@@ -1,15 +1,22 @@
-"""Part 2 storage (media library) on SQLite and on a real PostgreSQL."""
+"""Part 2 storage (media library, chat, webhooks) on SQLite and on a real PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
+import httpx
+
 from gateway.db import Database
 from gateway.keys import load_or_create_secret
 from gateway.migrate import upgrade
 from gateway.settings import Settings
+from gateway.studio.chat import ChatService
+from gateway.studio.chat_adapters import default_adapters
 from gateway.studio.library import StudioLibrary
+from gateway.studio.service import StudioService
+from gateway.studio.webhooks import WebhookService
+from media import MediaCore
 from tests.studio.media_files import png_bytes
 
 
@@ -55,4 +62,37 @@ async def test_media_library_storage(database_url: str, tmp_path: Path) -> None:
         assert (await restarted.get_asset("olga", created[0][0].id)).status == "UPLOADING"
     finally:
         await library.stop()
+        await db.close()
+
+
+async def test_chat_and_webhook_storage(database_url: str, tmp_path: Path) -> None:
+    await asyncio.to_thread(upgrade, database_url)
+    db = Database(database_url)
+    settings = Settings.from_env({"MEDIAGATE_DATA_DIR": str(tmp_path)})
+    secret = load_or_create_secret(tmp_path, None)
+    http = httpx.AsyncClient()
+    webhooks = WebhookService(settings, db, secret, http)
+    chat = ChatService(settings, db, secret, webhooks, default_adapters(http))
+    studios = StudioService(settings, db, secret, MediaCore())
+    try:
+        studio = await studios.create_studio("olga", "s", None)
+        sent = [(await chat.send("olga", studio.id, f"m{i}", None))[0].id for i in range(4)]
+        await chat.receive_from_page(studio.id, "Ann", "from the page")
+        recent = await chat.recent("olga", studio.id, 3)
+        assert [m.text for m in recent] == ["m2", "m3", "from the page"]
+        assert [m.id for m in await chat.recent("olga", studio.id, 4)][:3] == sent[1:]
+        view = await chat.configure("olga", studio.id, "webhook",
+                                    {"url": "http://127.0.0.1:9/x", "secret": "s" * 20,
+                                     "enabled": False})
+        assert view.has_secret and not view.enabled
+        hook = await webhooks.create("olga", "http://127.0.0.1:9/h", ["chat.message"],
+                                     "w" * 20, True)
+        assert "w" * 20 not in hook.secret_sealed
+        assert webhooks.box.open(hook.id, hook.secret_sealed) == "w" * 20
+        assert [w.id for w in (await webhooks.list("olga", None, 10)).items] == [hook.id]
+        await webhooks.delete("olga", hook.id)
+        assert (await webhooks.list("olga", None, 10)).items == []
+    finally:
+        await webhooks.stop()
+        await http.aclose()
         await db.close()
