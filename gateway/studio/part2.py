@@ -13,6 +13,7 @@ async def start_part2(state: GatewayState) -> None:
 
     from gateway.studio.chat import ChatService
     from gateway.studio.chat_adapters import default_adapters
+    from gateway.studio.events import StudioEventWatcher
     from gateway.studio.library import StudioLibrary
     from gateway.studio.webhooks import WebhookService
 
@@ -25,9 +26,15 @@ async def start_part2(state: GatewayState) -> None:
     state.services["studio.webhooks"] = webhooks
     state.services["studio.chat"] = ChatService(state.settings, state.db, state.secret,
                                                 webhooks, default_adapters(http))
+    watcher = StudioEventWatcher(state.services["studio"], webhooks)
+    watcher.start()
+    state.services["studio.events"] = watcher
 
 
 async def stop_part2(state: GatewayState) -> None:
+    watcher = state.services.pop("studio.events", None)
+    if watcher is not None:
+        await watcher.stop()
     chat = state.services.pop("studio.chat", None)
     if chat is not None:
         await chat.stop()

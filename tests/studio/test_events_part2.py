@@ -1,0 +1,85 @@
+"""Lifecycle webhooks for real: an uploaded clip goes live to nginx-rtmp, and a subscriber
+receives stream.live, source/destination status changes and stream.offline, signed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from gateway.studio import signing
+from tests import contract
+from tests.studio.live_helpers import Api, make_clip, start_gateway
+from tests.studio.receiver import receiver
+from tests.studio.rtmp import NginxRtmp
+
+SECRET = "lifecycle-secret-" + "a1" * 8
+
+
+def _upload_clip(api: Api, clip: Path) -> str:
+    data = clip.read_bytes()
+    upload = api("POST", "/v1/media", {"filename": "clip.mp4", "contentType": "video/mp4",
+                                       "byteSize": len(data)}, expect=201).json()
+    reply = httpx.put(upload["uploadUrl"], content=data, timeout=30,
+                      headers={"Content-Type": "video/mp4"})
+    parts = urlsplit(upload["uploadUrl"])
+    contract.check("studio", "PUT", parts.path, reply)
+    assert reply.status_code == 200
+    api.wait_for(lambda: api("GET", "/v1/media", expect=200).json()["data"][0]["status"]
+                 == "READY", 20, "the clip probed")
+    return str(upload["objectKey"])
+
+
+def test_lifecycle_events_reach_a_subscriber(tmp_path: Path) -> None:
+    nginx = NginxRtmp(tmp_path / "nginx").start()
+    server = start_gateway(tmp_path / "data")
+    api = Api(server)
+    try:
+        with receiver() as hook:
+            api("POST", "/v1/webhooks", {"url": hook.url, "secret": SECRET, "events": [
+                "stream.live", "stream.offline", "source.status_changed",
+                "destination.status_changed"]}, expect=201)
+            object_key = _upload_clip(api, make_clip(tmp_path / "clip.mp4", seconds=2,
+                                                     size="320x240"))
+            sid, src, (dst,) = api.studio_with(
+                {"name": "library clip", "type": "media", "url": object_key},
+                [(nginx.url, "events")])
+            api("POST", f"/v1/studios/{sid}/go-live", expect=200)
+
+            def events() -> list[dict[str, Any]]:
+                found = []
+                for request in list(hook.requests):
+                    assert signing.verify(SECRET, request.body,
+                                          request.headers["x-mediagate-signature"])
+                    found.append(json.loads(request.body))
+                return found
+
+            def seen(kind: str, **data: str) -> bool:
+                return any(e["type"] == kind and all(e["data"].get(k) == v
+                                                     for k, v in data.items())
+                           for e in events())
+
+            api.wait_for(lambda: seen("destination.status_changed", destinationId=dst,
+                                      status="live"), 20, "destination live event")
+            assert seen("stream.live", studioId=sid)
+            assert seen("source.status_changed", sourceId=src, status="live",
+                        previousStatus="idle")
+            api("POST", f"/v1/studios/{sid}/go-offline", expect=200)
+            api.wait_for(lambda: seen("stream.offline", studioId=sid), 10, "offline event")
+            api.wait_for(lambda: seen("destination.status_changed", destinationId=dst,
+                                      status="offline", previousStatus="live"), 10,
+                         "destination offline event")
+            kinds = [e["type"] for e in events()]
+            assert kinds.count("stream.live") == 1 and kinds.count("stream.offline") == 1
+            assert kinds.index("stream.live") < kinds.index("stream.offline")
+            assert "chat.message" not in kinds
+            for request in hook.requests:
+                assert request.headers["x-mediagate-event"] == json.loads(request.body)["type"]
+        assert SECRET not in server.log()
+    finally:
+        api.close()
+        assert server.stop() == 0, server.log()[-5000:]
+        nginx.stop()
