@@ -9,6 +9,7 @@ from .peer import Peer, Subscription
 from .stats import CoreStats, PeerStats, SubscriptionStats, TrackStats
 from .types import (
     EncodedFrame,
+    IceRestart,
     MediaError,
     MediaEvent,
     NegotiationError,
@@ -25,6 +26,7 @@ from .types import (
 __all__ = [
     "CoreStats",
     "EncodedFrame",
+    "IceRestart",
     "MediaConfig",
     "MediaCore",
     "MediaError",

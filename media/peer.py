@@ -19,10 +19,10 @@ from aiortc.rtp import (
     RtcpRtpfbPacket,
 )
 
-from . import hook, sdpfix
+from . import hook, ice, sdpfix
 from .forward import ForwardTrack, FrameQueue
 from .track import PublishedTrack
-from .types import NegotiationError, PeerClosedError, TrackExists, TrackInfo
+from .types import IceRestart, NegotiationError, PeerClosedError, TrackExists, TrackInfo
 
 if TYPE_CHECKING:
     from .core import MediaCore
@@ -261,11 +261,33 @@ class Peer:
             parsed = aiortc_sdp.candidate_from_sdp(line)
         except (ValueError, IndexError) as exc:
             raise NegotiationError(f"invalid candidate: {exc}") from exc
-        if sdp_mid is None:
-            transceivers = self.pc.getTransceivers()
-            sdp_mid = transceivers[0].mid if transceivers else None
-        parsed.sdpMid = sdp_mid
+        # aiortc only takes candidates for an m-line that owns a transport: a bundled one's
+        # (or an unknown or missing mid) go to the bundle owner's transport.
+        parsed.sdpMid = ice.route_mid(self.pc, sdp_mid)
+        if parsed.sdpMid is None:
+            raise NegotiationError("no negotiated m-line to add the candidate to")
         await self.pc.addIceCandidate(parsed)
+
+    def remote_ice_ufrag(self) -> str | None:
+        """The remote ICE ufrag connectivity checks use now (None before negotiation)."""
+        return ice.remote_ufrag(self.pc)
+
+    def restart_ice(self, remote_ufrag: str, remote_pwd: str) -> IceRestart:
+        """ICE restart on the same sockets: the remote's new credentials, fresh local ones.
+
+        aiortc cannot renegotiate ICE, so this is the credential swap of RFC 8445 §9 on the
+        live agents; our candidates are unchanged and returned with the new credentials.
+        """
+        self._check_open()
+        ufrag, pwd = ice.ice_string(8), ice.ice_string(24)
+        ice.set_credentials(self.pc, local=(ufrag, pwd), remote=(remote_ufrag, remote_pwd))
+        kind, mid = ice.bundle_owner(self.pc)
+        candidates = [
+            "candidate:" + aiortc_sdp.candidate_to_sdp(c)
+            for transport in ice.ice_transports(self.pc)
+            for c in transport.iceGatherer.getLocalCandidates()
+        ]
+        return IceRestart(ufrag, pwd, kind, mid, candidates)
 
     def data_channel_ids(self) -> set[int]:
         """SCTP stream ids used by data channels on this connection (either side's)."""

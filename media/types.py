@@ -70,6 +70,19 @@ class PeerClosed:
     published: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class IceRestart:
+    """Our side of an ICE restart (`Peer.restart_ice`): what the remote needs to resume."""
+
+    ufrag: str
+    pwd: str
+    kind: str
+    """Kind of the m-line owning the (bundled) transport: "audio", "video" or "application"."""
+    mid: str | None
+    candidates: list[str]
+    """Our gathered candidates (unchanged by the restart) as ``candidate:...`` values."""
+
+
 MediaEvent = TrackPublished | TrackStarted | TrackEnded | PeerClosed
 
 
