@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from aiortc import RTCIceCandidate
 from aiortc import sdp as aiortc_sdp
+
+from media import IceRestart
 
 MEDIA_KINDS = ("audio", "video")
 
@@ -45,26 +46,31 @@ def summarize_offer(text: str) -> OfferSummary:
     return OfferSummary(sending, receiving)
 
 
+@dataclass(frozen=True)
+class TrickledCandidate:
+    line: str
+    """``candidate:...`` (checked to parse)."""
+    mid: str | None
+    """The `a=mid` of the section it appeared in."""
+
+
 @dataclass
 class SdpFragment:
     ufrag: str | None = None
     pwd: str | None = None
-    candidates: list[RTCIceCandidate] = field(default_factory=list)
+    candidates: list[TrickledCandidate] = field(default_factory=list)
     end_of_candidates: bool = False
 
 
 def parse_fragment(text: str) -> SdpFragment:
-    """Candidates keep the `a=mid` (or m-line index) of the section they appear in."""
     fragment = SdpFragment()
     mid: str | None = None
-    mline_index = -1
     understood = False
     for raw in text.splitlines():
         line = raw.strip()
         if not line:
             continue
         if line.startswith("m="):
-            mline_index += 1
             mid = None
             understood = True
         elif line.startswith("a=mid:"):
@@ -80,12 +86,10 @@ def parse_fragment(text: str) -> SdpFragment:
             understood = True
         elif line.startswith("a=candidate:"):
             try:
-                candidate = aiortc_sdp.candidate_from_sdp(line[12:])
+                aiortc_sdp.candidate_from_sdp(line[12:])
             except Exception as exc:
                 raise SdpError(f"bad candidate line: {line[:80]}") from exc
-            candidate.sdpMid = mid
-            candidate.sdpMLineIndex = max(mline_index, 0)
-            fragment.candidates.append(candidate)
+            fragment.candidates.append(TrickledCandidate(line[2:], mid))
             understood = True
         elif not (line[:2] in ("a=", "c=", "b=") or line[0] in "vostz"):
             raise SdpError(f"unexpected line: {line[:80]}")
@@ -96,13 +100,12 @@ def parse_fragment(text: str) -> SdpFragment:
     return fragment
 
 
-def build_fragment(ufrag: str, pwd: str, kind: str, mid: str | None,
-                   candidates: list[RTCIceCandidate]) -> str:
+def build_fragment(restart: IceRestart) -> str:
     """The server's answer fragment to an ICE restart (first m-line of the bundle)."""
-    lines = [f"a=ice-ufrag:{ufrag}", f"a=ice-pwd:{pwd}"]
-    lines.append(f"m={kind} 9 UDP/TLS/RTP/SAVPF 0")
-    if mid is not None:
-        lines.append(f"a=mid:{mid}")
-    lines += [f"a=candidate:{aiortc_sdp.candidate_to_sdp(c)}" for c in candidates]
+    lines = [f"a=ice-ufrag:{restart.ufrag}", f"a=ice-pwd:{restart.pwd}"]
+    lines.append(f"m={restart.kind} 9 UDP/TLS/RTP/SAVPF 0")
+    if restart.mid is not None:
+        lines.append(f"a=mid:{restart.mid}")
+    lines += [f"a={candidate}" for candidate in restart.candidates]
     lines.append("a=end-of-candidates")
     return "\r\n".join(lines) + "\r\n"

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from gateway.live import ice
 from gateway.live.recording import Recordings
 from gateway.live.sdpfrag import (
     SdpError,
@@ -267,23 +266,23 @@ class LiveService:
             fragment = parse_fragment(fragment_text)
         except SdpError as exc:
             raise LiveError(400, f"invalid SDP fragment: {exc}") from None
-        pc = session.peer.pc
-        current = ice.remote_ufrag(pc)
+        peer = session.peer
+        current = peer.remote_ice_ufrag()
         restart = fragment.ufrag is not None and current is not None and fragment.ufrag != current
-        if restart:
-            if not fragment.pwd:
-                raise LiveError(400, "invalid SDP fragment: ice-pwd missing")
-            restarted = ice.restart_ice(pc, fragment.ufrag or "", fragment.pwd)
-            session.etag = _etag()
-            await ice.add_remote_candidates(pc, fragment.candidates, fragment.end_of_candidates)
-            body = build_fragment(restarted.ufrag, restarted.pwd, restarted.kind, restarted.mid,
-                                  restarted.candidates)
-            return PatchResult(session.etag, body)
+        if restart and not fragment.pwd:
+            raise LiveError(400, "invalid SDP fragment: ice-pwd missing")
+        body = None
         try:
-            await ice.add_remote_candidates(pc, fragment.candidates, fragment.end_of_candidates)
-        except (ValueError, AttributeError) as exc:
+            if restart:
+                body = build_fragment(peer.restart_ice(fragment.ufrag or "", fragment.pwd or ""))
+                session.etag = _etag()
+            for candidate in fragment.candidates:
+                await peer.add_ice_candidate(candidate.line, candidate.mid)
+            if fragment.end_of_candidates:
+                await peer.add_ice_candidate("")
+        except (MediaError, ValueError) as exc:
             raise LiveError(400, f"invalid SDP fragment: {exc}") from None
-        return PatchResult(session.etag, None)
+        return PatchResult(session.etag, body)
 
     # -- rooms --------------------------------------------------------------------------
 

@@ -9,9 +9,9 @@ from aiortc import RTCSessionDescription
 from quart import Quart
 from quart.testing import QuartClient
 
-from gateway.live import ice
 from gateway.live.service import LiveService
 from gateway.state import EXTENSION
+from media import ice
 from tests import contract
 from tests.live.helpers import candidates_of, strip_candidates
 from tests.media.media_clients import Publisher, Subscriber, wait_for
@@ -72,16 +72,15 @@ async def test_trickle_then_ice_restart(app: Quart, client: QuartClient) -> None
                                  headers={**FRAG, "If-Match": etag})
         assert response.status_code == 204 and response.headers["ETag"] == etag
         session = live.session("trickle", location.rsplit("/", 1)[1], "publisher")
-        gateway_ice = ice.ice_transports(session.peer.pc)[0]._connection
+        gateway_ice = ice.connection(ice.ice_transports(session.peer.pc)[0])
         remote = {(c.host, c.port) for c in gateway_ice.remote_candidates}
         trickled = {(c.split()[4], int(c.split()[5])) for c in candidates_of(offer)}
         assert trickled and trickled <= remote
         await wait_for(lambda: pc.connectionState == "connected", 15)
 
         # ICE restart: new credentials on both sides, same sockets, media keeps flowing
-        client_ice = ice.ice_transports(pc)[0]._connection
         new_ufrag, new_pwd = "rstrt1", "restartpassword123456789"
-        client_ice._local_username, client_ice._local_password = new_ufrag, new_pwd
+        ice.set_credentials(pc, local=(new_ufrag, new_pwd))
         response, text = await call(
             client, "PATCH", location, data=fragment(new_ufrag, new_pwd, mid, []),
             headers={**FRAG, "If-Match": "*"})
@@ -92,7 +91,7 @@ async def test_trickle_then_ice_restart(app: Quart, client: QuartClient) -> None
         assert server_ufrag != attribute(answer, "ice-ufrag")
         assert set(candidates_of(text)) == set(candidates_of(answer))
         assert "a=end-of-candidates" in text
-        client_ice.remote_username, client_ice.remote_password = server_ufrag, server_pwd
+        ice.set_credentials(pc, remote=(server_ufrag, server_pwd))
         assert gateway_ice.remote_username == new_ufrag
         assert gateway_ice.local_username == server_ufrag
 
