@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiortc import RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCSessionDescription
 from quart import Quart
 
 from gateway.calls import service as calls_service
@@ -182,3 +182,27 @@ async def test_data_channels_without_sctp_get_an_sfu_offer(api: CallsApi) -> Non
     await wait_for(lambda: got == ["ping"], 5)
     await a.close()
     await b.close()
+
+
+async def test_session_created_without_offer_gets_longer_to_connect(
+    api: CallsApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = api.client.app
+    state = app.extensions[EXTENSION]
+    monkeypatch.setattr(state.media.config, "connect_timeout", 0.3)  # upstream-like: 30 s
+    monkeypatch.setattr(calls_service, "OPEN_SESSION_CONNECT_TIMEOUT", 2.0)
+    service = state.services["calls"]
+    later = await api.new_session()  # negotiates later: tracks/new, renegotiate
+    client = RTCPeerConnection()
+    client.addTransceiver("audio", direction="sendonly")
+    await client.setLocalDescription(await client.createOffer())
+    offered = await api.new_session(client.localDescription.sdp)
+    await client.close()  # the answer is never applied: this one cannot connect
+    await wait_for(lambda: service.sessions[offered].closed, 2)
+    assert not service.sessions[later].closed
+    reply = await api.call("POST", f"/sessions/{later}/tracks/new", {"tracks": [
+        {"location": "local", "trackName": "cam", "kind": "video"}]})
+    assert reply.status == 200 and reply.body["requiresImmediateRenegotiation"]
+    await wait_for(lambda: service.sessions[later].closed, 4)  # never connected either
+    reply = await api.call("POST", f"/sessions/{later}/tracks/new", {"tracks": []})
+    assert reply.status == 400 and reply.body["errorCode"] == "session_closed"
