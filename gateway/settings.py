@@ -7,6 +7,7 @@ upstreams' names, honoured as they are so an operator can bring an old config.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -100,6 +101,41 @@ def _check_networks(value: list[str]) -> list[str]:
 def _check_ips(value: list[str]) -> list[str]:
     for item in value:
         ipaddress.ip_address(item)
+    return value
+
+
+class StudioOAuthProvider(BaseModel):
+    """One linkable platform of STUDIO_OAUTH_PROVIDERS (OAuth 2 authorization code + PKCE)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    authorize_url: str = Field(alias="authorizeUrl", pattern=r"^https?://")
+    token_url: str = Field(alias="tokenUrl", pattern=r"^https?://")
+    client_id: str = Field(alias="clientId", min_length=1)
+    client_secret: SecretStr = Field(alias="clientSecret")
+    scopes: list[str] = Field(default_factory=list)
+    userinfo_url: str = Field(alias="userinfoUrl", pattern=r"^https?://")
+    revoke_url: str | None = Field(None, alias="revokeUrl", pattern=r"^https?://")
+    display_name: str | None = Field(None, alias="displayName")
+    """The platform's name as shown to users (defaults to the key)."""
+    user_id_field: str = Field("sub", alias="userIdField")
+    name_field: str = Field("name", alias="nameField")
+    avatar_field: str = Field("picture", alias="avatarField")
+
+
+def _parse_oauth_providers(value: Any) -> Any:
+    """A JSON object: platform name -> StudioOAuthProvider fields."""
+    if isinstance(value, str):
+        if not value.strip():
+            return {}
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError("expected a JSON object of providers") from None
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,59}", k) for k in value
+        ):
+            raise ValueError("expected a JSON object keyed by lowercase platform names")
     return value
 
 
@@ -223,6 +259,14 @@ class Settings(BaseModel):
     studio_webhook_backoff_max: float = Field(
         60.0, alias="STUDIO_WEBHOOK_BACKOFF_MAX", gt=0, le=3600
     )
+    studio_oauth_providers: Annotated[
+        dict[str, StudioOAuthProvider], BeforeValidator(_parse_oauth_providers)
+    ] = Field(default_factory=dict, alias="STUDIO_OAUTH_PROVIDERS")
+    """Platforms a Studio connection can be linked with (JSON; see README)."""
+    studio_oauth_refresh_margin: float = Field(
+        300.0, alias="STUDIO_OAUTH_REFRESH_MARGIN", ge=0, le=86400
+    )
+    """Seconds before expiry an OAuth access token is refreshed."""
 
     # host management (punktfunk)
     steam_root: Path | None = Field(None, alias="MEDIAGATE_STEAM_ROOT")
@@ -302,6 +346,10 @@ class Settings(BaseModel):
                 found.extend(
                     v.get_secret_value() for v in value.values() if isinstance(v, SecretStr)
                 )
+                found.extend(
+                    v.client_secret.get_secret_value() for v in value.values()
+                    if isinstance(v, StudioOAuthProvider)
+                )
         return [v for v in found if v]
 
 
@@ -323,3 +371,4 @@ _SECRET_ALIASES = {
     for field in Settings.model_fields.values()
     if field.alias and "Secret" in str(field.annotation)
 }
+_SECRET_ALIASES.add("STUDIO_OAUTH_PROVIDERS")

@@ -99,3 +99,47 @@ class StudioWebhook(Base):
     """Outcome of the latest delivery: `delivered`, or why it failed."""
     failures: Mapped[int] = mapped_column(Integer, default=0)
     """Deliveries given up on after every retry, since the last success."""
+
+
+class StudioConnection(Base):
+    """A linked platform account: OAuth tokens or a manual RTMP URL + key, sealed at rest."""
+
+    __tablename__ = "studio_connections"
+    __table_args__ = (Index("ix_studio_connections_owner_id", "owner", "id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    platform: Mapped[str] = mapped_column(String(60))
+    connection_type: Mapped[str] = mapped_column(String(10))
+    """oauth | manual."""
+    display_name: Mapped[str] = mapped_column(String(200))
+    external_user_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    avatar_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    granted_scopes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """Space-separated."""
+    status: Mapped[str] = mapped_column(String(20))
+    """active | needs_reauth | expired | revoked."""
+    access_token_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    refresh_token_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    rtmp_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    stream_key_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    connected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    refresh_claimed_until: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    """A replica refreshing the token holds it until then, so replicas do not race."""
+
+
+class StudioOAuthState(Base):
+    """A pending OAuth link: the `state` (stored as its hash), PKCE verifier and owner."""
+
+    __tablename__ = "studio_oauth_states"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    platform: Mapped[str] = mapped_column(String(60))
+    code_verifier_sealed: Mapped[str] = mapped_column(Text)
+    redirect_to: Mapped[str | None] = mapped_column(Text, nullable=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,4 +1,4 @@
-"""Start/stop of part 2's per-app services (media library, chat, webhooks)."""
+"""Start/stop of part 2's per-app services (media library, chat, webhooks, connections)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ async def start_part2(state: GatewayState) -> None:
 
     from gateway.studio.chat import ChatService
     from gateway.studio.chat_adapters import default_adapters
+    from gateway.studio.connections import ConnectionService
     from gateway.studio.events import StudioEventWatcher
     from gateway.studio.library import StudioLibrary
     from gateway.studio.webhooks import WebhookService
@@ -26,6 +27,9 @@ async def start_part2(state: GatewayState) -> None:
     state.services["studio.webhooks"] = webhooks
     state.services["studio.chat"] = ChatService(state.settings, state.db, state.secret,
                                                 webhooks, default_adapters(http))
+    connections = ConnectionService(state.settings, state.db, state.secret)
+    connections.start()
+    state.services["studio.connections"] = connections
     watcher = StudioEventWatcher(state.services["studio"], webhooks)
     watcher.start()
     state.services["studio.events"] = watcher
@@ -35,6 +39,9 @@ async def stop_part2(state: GatewayState) -> None:
     watcher = state.services.pop("studio.events", None)
     if watcher is not None:
         await watcher.stop()
+    connections = state.services.pop("studio.connections", None)
+    if connections is not None:
+        await connections.stop()
     chat = state.services.pop("studio.chat", None)
     if chat is not None:
         await chat.stop()

@@ -1,4 +1,4 @@
-"""Studio part 2 HTTP routes: media library, unified chat (+ the built-in page), webhooks.
+"""Studio part 2 HTTP routes: media library, unified chat (+ its page), webhooks, connections.
 
 `register(blueprint, settings)` adds them to part 1's blueprint, so they share its CORS,
 error envelope, scope checks and per-key rate limit.
@@ -6,8 +6,10 @@ error envelope, scope checks and per-key rate limit.
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import AsyncIterator
+from urllib.parse import urlencode
 
 from quart import Blueprint, Response, jsonify, request
 
@@ -21,6 +23,7 @@ from gateway.studio.auth import check_write_enabled, principal, require
 from gateway.studio.chat import BUILTIN, ChatService
 from gateway.studio.chat_adapters import InboundRejected
 from gateway.studio.chat_page import render as chat_page_html
+from gateway.studio.connections import ConnectionService, LinkFailed
 from gateway.studio.library import StudioLibrary, UploadRefused
 from gateway.studio.routes import _json_body, _next_cursor, _page_args, domain_errors
 from gateway.studio.webhooks import WebhookService
@@ -42,6 +45,7 @@ def register(blueprint: Blueprint, settings: Settings) -> None:
     register_media(blueprint)
     register_chat(blueprint)
     register_webhooks(blueprint)
+    register_connections(blueprint)
 
 
 def register_media(blueprint: Blueprint) -> None:
@@ -232,3 +236,86 @@ def register_webhooks(blueprint: Blueprint) -> None:
     async def delete_webhook(webhook_id: str) -> Response:
         await webhooks().delete(principal().owner, webhook_id)
         return jsonify({"ok": True})
+
+
+def connections() -> ConnectionService:
+    return gateway_state().services["studio.connections"]
+
+
+def _redirect_uri(platform: str) -> str:
+    return f"{_base_url()}/v1/connections/oauth/{platform}/callback"
+
+
+LINKED_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Account linked</title></head>
+<body><p>Linked your {platform} account <b>{name}</b>. You can close this window.</p></body>
+</html>
+"""
+
+
+def register_connections(blueprint: Blueprint) -> None:
+    @blueprint.get("/v1/connections")
+    @require("connections:read")
+    async def list_connections() -> Response:
+        after, limit = _page_args()
+        page = await connections().list(principal().owner, after, limit)
+        return jsonify(schemas.page_body(
+            [schemas_part2.connection_body(c) for c in page.items], _next_cursor(page)))
+
+    @blueprint.post("/v1/connections")
+    @require("connections:write", write=True)
+    @domain_errors
+    async def create_connection() -> tuple[Response, int]:
+        body = schemas.parse_body(schemas_part2.CreateManualConnection, await _json_body())
+        row = await connections().create_manual(principal().owner, body.platform,
+                                                body.displayName, body.rtmpUrl, body.streamKey)
+        return jsonify(schemas_part2.connection_body(row)), 201
+
+    @blueprint.delete("/v1/connections/<connection_id>")
+    @require("connections:write", write=True)
+    @domain_errors
+    async def delete_connection(connection_id: str) -> Response:
+        await connections().delete(principal().owner, connection_id)
+        return jsonify({"ok": True})
+
+    @blueprint.get("/v1/connections/providers")
+    @require("connections:read")
+    async def list_providers() -> Response:
+        providers = gateway_state().settings.studio_oauth_providers
+        return jsonify({"data": [
+            {"platform": name, "displayName": config.display_name or name,
+             "scopes": config.scopes}
+            for name, config in sorted(providers.items())
+        ]})
+
+    @blueprint.post("/v1/connections/oauth/<platform>/start")
+    @require("connections:write", write=True)
+    @domain_errors
+    async def start_oauth_link(platform: str) -> tuple[Response, int]:
+        raw = await request.get_data()
+        body = schemas.parse_body(schemas_part2.StartOAuthLink,
+                                  await _json_body() if raw else {})
+        url, expires_at = await connections().start_link(
+            principal().owner, platform, _redirect_uri(platform), body.redirectTo)
+        return jsonify({"authorizationUrl": url, "expiresAt": schemas.iso(expires_at)}), 201
+
+    @blueprint.get("/v1/connections/oauth/<platform>/callback")
+    @domain_errors
+    async def oauth_callback(platform: str) -> Response:
+        # The single-use `state` authenticates: it was issued to an API key's owner.
+        check_write_enabled()
+        try:
+            row, redirect_to = await connections().finish_link(
+                platform, request.args.get("state"), request.args.get("code"),
+                request.args.get("error"), _redirect_uri(platform))
+        except LinkFailed as exc:
+            raise ApiError(400, str(exc), code="invalid_request") from None
+        if redirect_to:
+            separator = "&" if "?" in redirect_to else "?"
+            response = Response("", status=302)
+            response.headers["Location"] = (f"{redirect_to}{separator}"
+                                            f"{urlencode({'connectionId': row.id})}")
+            return response
+        page = LINKED_PAGE.format(platform=html.escape(platform),
+                                  name=html.escape(row.display_name))
+        return Response(page, content_type="text/html; charset=utf-8")

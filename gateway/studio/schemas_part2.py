@@ -8,7 +8,12 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints
 
 from gateway.studio.chat import PlatformView, envelope
-from gateway.studio.models_part2 import StudioChatMessage, StudioMediaAsset, StudioWebhook
+from gateway.studio.models_part2 import (
+    StudioChatMessage,
+    StudioConnection,
+    StudioMediaAsset,
+    StudioWebhook,
+)
 from gateway.studio.schemas import Name, NoNul, Url, _Body, _compact, iso
 
 Filename = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
@@ -98,4 +103,38 @@ def webhook_body(webhook: StudioWebhook) -> dict[str, Any]:
         "id": webhook.id, "url": webhook.url, "events": webhook.events.split(),
         "enabled": webhook.enabled, "hasSecret": True, "createdAt": iso(webhook.created_at),
         "lastStatus": webhook.last_status, "failures": webhook.failures,
+    })
+
+
+# -- connections ------------------------------------------------------------------------------
+
+
+class CreateManualConnection(_Body):
+    connectionType: Annotated[str, StringConstraints(pattern=r"^manual$")]
+    platform: PlatformName
+    displayName: Name
+    rtmpUrl: Url
+    streamKey: Annotated[str, StringConstraints(min_length=1, max_length=500), NoNul]
+
+
+class StartOAuthLink(_Body):
+    redirectTo: Url | None = None
+
+
+def connection_body(connection: StudioConnection) -> dict[str, Any]:
+    return _compact({
+        "id": connection.id,
+        "platform": connection.platform,
+        "connectionType": connection.connection_type,
+        "displayName": connection.display_name,
+        "externalUserId": connection.external_user_id,
+        "avatarUrl": connection.avatar_url,
+        "grantedScopes": connection.granted_scopes.split()
+        if connection.granted_scopes is not None else None,
+        "status": connection.status,
+        "expiresAt": iso(connection.expires_at),
+        "connectedAt": iso(connection.connected_at),
+        "updatedAt": iso(connection.updated_at),
+        "rtmpUrl": connection.rtmp_url,
+        "hasStreamKey": True if connection.stream_key_sealed is not None else None,
     })

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,7 @@ from gateway.migrate import upgrade
 from gateway.settings import Settings
 from gateway.studio.chat import ChatService
 from gateway.studio.chat_adapters import default_adapters
+from gateway.studio.connections import ConnectionService
 from gateway.studio.library import StudioLibrary
 from gateway.studio.service import StudioService
 from gateway.studio.webhooks import WebhookService
@@ -95,4 +97,26 @@ async def test_chat_and_webhook_storage(database_url: str, tmp_path: Path) -> No
     finally:
         await webhooks.stop()
         await http.aclose()
+        await db.close()
+
+
+async def test_connection_storage_and_refresh_claims(database_url: str, tmp_path: Path) -> None:
+    await asyncio.to_thread(upgrade, database_url)
+    db = Database(database_url)
+    settings = Settings.from_env({"MEDIAGATE_DATA_DIR": str(tmp_path)})
+    secret = load_or_create_secret(tmp_path, None)
+    one = ConnectionService(settings, db, secret)
+    other = ConnectionService(settings, db, secret)  # another replica
+    try:
+        row = await one.create_manual("olga", "custom", "Mine", "rtmps://h/app", "key-123")
+        page = await one.list("olga", None, 10)
+        assert [c.id for c in page.items] == [row.id] and page.next_key is None
+        assert "key-123" not in (row.stream_key_sealed or "")
+        assert await other.resolve_output("olga", row.id) == ("rtmps://h/app", "key-123")
+        now = datetime.now(UTC)
+        assert await one._claim(row.id, now)
+        assert not await other._claim(row.id, now)  # held by the first replica
+        await one.delete("olga", row.id)
+        assert (await other.list("olga", None, 10)).items == []
+    finally:
         await db.close()
