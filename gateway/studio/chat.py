@@ -123,7 +123,8 @@ class ChatService:
         return f"cvt_{digest[:40]}"
 
     def check_viewer_token(self, studio_id: str, token: str | None) -> bool:
-        return bool(token) and hmac.compare_digest(self.viewer_token(studio_id), token or "")
+        return bool(token) and hmac.compare_digest(self.viewer_token(studio_id).encode(),
+                                                   (token or "").encode("utf-8", "replace"))
 
     # -- platforms ------------------------------------------------------------------------
 

@@ -170,7 +170,8 @@ class StudioLibrary:
             raise refused from None
         async with self.db.session() as session:
             asset = await session.get(StudioMediaAsset, asset_id)
-        if asset is None or not hmac.compare_digest(self.sign(asset, expires_at), signature):
+        if asset is None or not hmac.compare_digest(self.sign(asset, expires_at).encode(),
+                                                    signature.encode("utf-8", "replace")):
             raise refused
         if expires_at < time.time():
             raise refused

@@ -148,7 +148,7 @@ async def test_viewer_page_routes_need_the_viewer_token(app: Quart, studio: Stud
     token = app.extensions[EXTENSION].services["studio.chat"].viewer_token(sid)
     page = await studio.call("GET", f"/v1/studios/{sid}/chat/page?token={token}")
     assert page.status == 200 and b"<title>Chat: show</title>" in page.body
-    for bad in ("", "?token=cvt_0000", f"?token={token}x"):
+    for bad in ("", "?token=cvt_0000", f"?token={token}x", "?token=%C3%A9t%C3%A9"):
         assert (await studio.call("GET", f"/v1/studios/{sid}/chat/page{bad}")).status == 401
     other = await _studio_id(studio, admin_key)
     assert (await studio.call("GET", f"/v1/studios/{other}/chat/page?token={token}")

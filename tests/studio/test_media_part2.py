@@ -127,6 +127,7 @@ async def test_expired_tampered_and_mismatched_uploads_are_refused(
         {"expires": query["expires"]},
         {"signature": query["signature"]},
         {**query, "expires": "soon"},
+        {**query, "signature": "sign\u00e9\u00e9"},
     ]
     for params in bad:
         reply = await studio.call("PUT", f"{path}?{urlencode(params)}", data=data,
