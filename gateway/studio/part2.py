@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from gateway.state import GatewayState
+    from gateway.studio.chat import ChatService
 
 
 async def start_part2(state: GatewayState) -> None:
@@ -25,8 +29,9 @@ async def start_part2(state: GatewayState) -> None:
     state.services["studio.http"] = http
     webhooks = WebhookService(state.settings, state.db, state.secret, http)
     state.services["studio.webhooks"] = webhooks
-    state.services["studio.chat"] = ChatService(state.settings, state.db, state.secret,
-                                                webhooks, default_adapters(http))
+    chat = ChatService(state.settings, state.db, state.secret, webhooks, default_adapters(http))
+    state.services["studio.chat"] = chat
+    state.stop_hooks.append(_end_feeds_when_draining(state, chat))
     connections = ConnectionService(state.settings, state.db, state.secret)
     connections.start()
     state.services["studio.connections"] = connections
@@ -54,3 +59,22 @@ async def stop_part2(state: GatewayState) -> None:
     library = state.services.pop("studio.library", None)
     if library is not None:
         await library.stop()
+
+
+def _end_feeds_when_draining(state: GatewayState,
+                             chat: ChatService) -> Callable[[], Awaitable[None]]:
+    """On SIGTERM, end the built-in chat's event streams so the server is not kept waiting
+    on them (browsers' EventSource reconnects, to another replica)."""
+
+    async def watch() -> None:
+        await state.drain_started.wait()
+        await chat.stop()
+
+    task = asyncio.create_task(watch())
+
+    async def cancel() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return cancel

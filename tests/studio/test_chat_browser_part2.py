@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from pathlib import Path
 
+import httpx
 from playwright.async_api import async_playwright
 
 from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
@@ -53,4 +56,40 @@ async def test_chromium_shows_sent_messages_and_sends_its_own(tmp_path: Path) ->
     finally:
         api.client.close()
         assert server.stop() == 0, server.log()[-5000:]
+    assert "Traceback" not in server.log(), server.log()[-5000:]
+
+
+def test_event_stream_ends_when_the_server_drains(tmp_path: Path) -> None:
+    server = start_gateway(tmp_path / "data")
+    api = Api(server)
+    lines: list[str] = []
+    try:
+        sid = api("POST", "/v1/studios", {"name": "s"}, expect=201).json()["id"]
+        platforms = api("GET", f"/v1/studios/{sid}/chat/platforms", expect=200).json()["data"]
+        page_url = next(p["pageUrl"] for p in platforms if p["platform"] == "mediagate")
+        events_url = page_url.replace("/chat/page?", "/chat/events?")
+
+        def follow() -> None:
+            with httpx.stream("GET", events_url, timeout=30) as response:
+                assert response.headers["content-type"].startswith("text/event-stream")
+                for line in response.iter_lines():
+                    lines.append(line)
+
+        reader = threading.Thread(target=follow, daemon=True)
+        reader.start()
+        time.sleep(0.5)
+        sent = api("POST", f"/v1/studios/{sid}/chat/messages", {"text": "streamed"},
+                   expect=201).json()
+        deadline = time.monotonic() + 10
+        while not any(sent["messageId"] in line for line in lines):
+            assert time.monotonic() < deadline, lines
+            time.sleep(0.1)
+        assert f"id: {sent['messageId']}" in lines
+        stopping = time.monotonic()
+    finally:
+        api.client.close()
+        assert server.stop() == 0, server.log()[-5000:]
+    assert time.monotonic() - stopping < 3  # the open stream does not hold the shutdown
+    reader.join(5)
+    assert not reader.is_alive()
     assert "Traceback" not in server.log(), server.log()[-5000:]
