@@ -25,6 +25,7 @@ from gateway.db import Database
 from gateway.keys import InstanceSecret
 from gateway.settings import Settings
 from gateway.studio.ids import new_id
+from gateway.studio.models import Studio
 from gateway.studio.models_part2 import StudioConnection, StudioOAuthState
 from gateway.studio.oauth import OAuthFailure, ProviderClient, Tokens
 from gateway.studio.sealbox import SealBox
@@ -119,6 +120,21 @@ class ConnectionService:
         """(rtmp url, stream key) of a manual connection a destination is bound to."""
         async with self.db.session() as session:
             row = await self._owned(session, owner, connection_id)
+        key = self.box.open(row.id, row.stream_key_sealed) if row.stream_key_sealed else None
+        if row.rtmp_url is None or key is None:
+            return None
+        return row.rtmp_url, key
+
+    async def output_for_studio(self, studio_id: str,
+                                connection_id: str) -> tuple[str, str] | None:
+        """For a destination bound to a connection: the (RTMP url, stream key) it streams
+        to; None for a link without one. The connection must be the studio owner's."""
+        async with self.db.session() as session:
+            studio = await session.get(Studio, studio_id)
+            row = await session.get(StudioConnection, connection_id) \
+                if CONNECTION_ID.fullmatch(connection_id) else None
+        if studio is None or row is None or row.owner != studio.owner:
+            raise InvalidRequest("connectionId: no such connection")
         key = self.box.open(row.id, row.stream_key_sealed) if row.stream_key_sealed else None
         if row.rtmp_url is None or key is None:
             return None

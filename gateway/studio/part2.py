@@ -35,6 +35,7 @@ async def start_part2(state: GatewayState) -> None:
     connections = ConnectionService(state.settings, state.db, state.secret)
     connections.start()
     state.services["studio.connections"] = connections
+    state.services["studio"].bound_output = connections.output_for_studio
     watcher = StudioEventWatcher(state.services["studio"], webhooks)
     watcher.start()
     state.services["studio.events"] = watcher

@@ -13,7 +13,7 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +37,7 @@ PULL_SCHEMES = {"rtmp": ("rtmp://", "rtmps://"), "srt": ("srt://",)}
 RTMP_SCHEMES = ("rtmp://", "rtmps://")
 SOURCE_TYPE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 RESOURCE_ID = re.compile(r"^[a-z]{3}_[0-9a-f]{26}$")
+MEDIA_ASSET_ID = re.compile(r"^med_[0-9a-f]{26}$")
 
 Row = TypeVar("Row", Studio, StudioSource, StudioDestination)
 
@@ -96,6 +97,10 @@ class StudioService:
     whip_sessions: dict[str, WhipSession] = field(default_factory=dict)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _remove_listener: Any = None
+    bound_output: Callable[[str, str], Awaitable[tuple[str, str] | None]] | None = None
+    """(studio id, connectionId) -> the linked connection's (RTMP url, stream key), None
+    when it has none; raises InvalidRequest for a connection the studio's owner lacks.
+    Set by part 2 (gateway.studio.connections)."""
 
     def __post_init__(self) -> None:
         self.sealer = StreamKeySealer(self.secret)
@@ -208,6 +213,8 @@ class StudioService:
         """The file a `media` source plays: must exist under the data dir."""
         root = self.settings.data_dir.resolve()
         raw = url.removeprefix("file://")
+        if MEDIA_ASSET_ID.fullmatch(raw):  # a media-library asset (part 2) by its id
+            raw = f"studio/media/{raw}"
         try:
             path = (root / raw).resolve() if not raw.startswith("/") else Path(raw).resolve()
         except (OSError, ValueError):
@@ -336,6 +343,8 @@ class StudioService:
             destination.stream_key_sealed = self.sealer.seal(destination.id, stream_key)
         async with self.db.session() as session:
             await self._owned_studio(session, owner, studio_id)
+            if destination.connection_id and self.bound_output is not None:
+                await self.bound_output(studio_id, destination.connection_id)
             session.add(destination)
         await self._sync_output(destination, stream_key)
         return destination
@@ -345,10 +354,15 @@ class StudioService:
         broadcast = self.broadcasts.get(destination.studio_id)
         if broadcast is None:
             return
-        if not destination.enabled or not destination.rtmp_url:
+        url = destination.rtmp_url
+        if not url and destination.connection_id and self.bound_output is not None:
+            with contextlib.suppress(InvalidRequest):  # its connection was unlinked
+                url, stream_key = await self.bound_output(
+                    destination.studio_id, destination.connection_id) or (None, None)
+        if not destination.enabled or not url:
             await broadcast.remove_output(destination.id)
             return
-        await broadcast.add_output(OutputPlan(destination.id, destination.rtmp_url, stream_key))
+        await broadcast.add_output(OutputPlan(destination.id, url, stream_key))
 
     async def update_destination(self, owner: str, studio_id: str, destination_id: str,
                                  fields: dict[str, Any],
@@ -498,11 +512,16 @@ class StudioService:
             raise InvalidRequest("the studio has no active source")
         outputs = []
         for destination in destinations:
-            if not destination.rtmp_url:
-                continue
+            url = destination.rtmp_url
             key = (self.sealer.open(destination.id, destination.stream_key_sealed)
                    if destination.stream_key_sealed else None)
-            outputs.append(OutputPlan(destination.id, destination.rtmp_url, key))
+            if not url and destination.connection_id and self.bound_output is not None:
+                with contextlib.suppress(InvalidRequest):  # its connection was unlinked
+                    url, key = await self.bound_output(
+                        studio_id, destination.connection_id) or (None, None)
+            if not url:
+                continue
+            outputs.append(OutputPlan(destination.id, url, key))
         if not outputs:
             raise InvalidRequest("the studio has no enabled destination with an rtmpUrl")
         plan = RestreamPlan(

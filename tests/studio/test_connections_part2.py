@@ -203,6 +203,18 @@ async def test_manual_connections_and_expiry(app: Quart, studio: StudioClient, a
                                     json_body={"name": "d", "platform": "custom",
                                                "connectionId": body["id"]})
     assert destination.status == 201 and destination.json()["connectionId"] == body["id"]
+    for unknown in ("con_" + "0" * 26, "nope"):
+        reply = await studio.call("POST", f"/v1/studios/{sid}/destinations", key=admin_key,
+                                  json_body={"name": "d", "platform": "custom",
+                                             "connectionId": unknown})
+        assert reply.status == 400, unknown
+    bob = await make_key(app, "bob", ["studios:write", "destinations:write"])
+    bob_sid = (await studio.call("POST", "/v1/studios", key=bob,
+                                 json_body={"name": "b"})).json()["id"]
+    reply = await studio.call("POST", f"/v1/studios/{bob_sid}/destinations", key=bob,
+                              json_body={"name": "d", "platform": "custom",
+                                         "connectionId": body["id"]})
+    assert reply.status == 400  # alice's connection is not bob's to bind
 
     # An OAuth token that ran out with no refresh token shows as expired.
     linked = await _link(studio, admin_key)

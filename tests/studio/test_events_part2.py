@@ -1,4 +1,5 @@
-"""Lifecycle webhooks for real: an uploaded clip goes live to nginx-rtmp, and a subscriber
+"""Lifecycle webhooks for real: an uploaded library clip (a `media` source naming the asset id)
+goes live to nginx-rtmp through a destination bound to a manual connection, and a subscriber
 receives stream.live, source/destination status changes and stream.offline, signed."""
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from tests.studio.rtmp import NginxRtmp
 SECRET = "lifecycle-secret-" + "a1" * 8
 
 
-def _upload_clip(api: Api, clip: Path) -> str:
+def _upload_clip(api: Api, clip: Path) -> dict[str, Any]:
     data = clip.read_bytes()
     upload = api("POST", "/v1/media", {"filename": "clip.mp4", "contentType": "video/mp4",
                                        "byteSize": len(data)}, expect=201).json()
@@ -30,7 +31,7 @@ def _upload_clip(api: Api, clip: Path) -> str:
     assert reply.status_code == 200
     api.wait_for(lambda: api("GET", "/v1/media", expect=200).json()["data"][0]["status"]
                  == "READY", 20, "the clip probed")
-    return str(upload["objectKey"])
+    return dict(upload)
 
 
 def test_lifecycle_events_reach_a_subscriber(tmp_path: Path) -> None:
@@ -42,12 +43,20 @@ def test_lifecycle_events_reach_a_subscriber(tmp_path: Path) -> None:
             api("POST", "/v1/webhooks", {"url": hook.url, "secret": SECRET, "events": [
                 "stream.live", "stream.offline", "source.status_changed",
                 "destination.status_changed"]}, expect=201)
-            object_key = _upload_clip(api, make_clip(tmp_path / "clip.mp4", seconds=2,
-                                                     size="320x240"))
-            sid, src, (dst,) = api.studio_with(
-                {"name": "library clip", "type": "media", "url": object_key},
-                [(nginx.url, "events")])
-            api("POST", f"/v1/studios/{sid}/go-live", expect=200)
+            upload = _upload_clip(api, make_clip(tmp_path / "clip.mp4", seconds=2,
+                                                 size="320x240"))
+            connection = api("POST", "/v1/connections", {
+                "connectionType": "manual", "platform": "custom", "displayName": "nginx",
+                "rtmpUrl": nginx.url, "streamKey": "events"}, expect=201).json()
+            sid = api("POST", "/v1/studios", {"name": "live"}, expect=201).json()["id"]
+            src = api("POST", f"/v1/studios/{sid}/sources", {
+                "name": "library clip", "type": "media", "url": upload["assetId"]},
+                expect=201).json()["id"]
+            dst = api("POST", f"/v1/studios/{sid}/destinations", {
+                "name": "bound", "platform": "custom", "connectionId": connection["id"]},
+                expect=201).json()["id"]
+            live = api("POST", f"/v1/studios/{sid}/go-live", expect=200).json()
+            assert live["destinationIds"] == [dst]
 
             def events() -> list[dict[str, Any]]:
                 found = []

@@ -86,6 +86,10 @@ async def test_uploads_become_ready_with_their_real_kind(app: Quart, studio: Stu
     source = await studio.call("POST", f"/v1/studios/{sid}/sources", key=admin_key,
                                json_body={"name": "clip", "type": "media", "url": video_key})
     assert source.status == 201, source.body
+    by_id = next(asset_id for asset_id, (kind, _, _) in ids.items() if kind == "video")
+    source = await studio.call("POST", f"/v1/studios/{sid}/sources", key=admin_key,
+                               json_body={"name": "by id", "type": "media", "url": by_id})
+    assert source.status == 201, source.body
 
 
 async def test_garbage_becomes_failed_with_a_reason(app: Quart, studio: StudioClient,
@@ -104,6 +108,10 @@ async def test_garbage_becomes_failed_with_a_reason(app: Quart, studio: StudioCl
     source = await studio.call("POST", f"/v1/studios/{sid}/sources", key=admin_key,
                                json_body={"name": "x", "type": "media",
                                           "url": upload["objectKey"]})
+    assert source.status == 400
+    source = await studio.call("POST", f"/v1/studios/{sid}/sources", key=admin_key,
+                               json_body={"name": "x", "type": "media",
+                                          "url": upload["assetId"]})
     assert source.status == 400
 
 
