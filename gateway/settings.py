@@ -251,6 +251,9 @@ class Settings(BaseModel):
     """Largest `byteSize` a media-library upload may reserve."""
     studio_media_upload_ttl: int = Field(900, alias="STUDIO_MEDIA_UPLOAD_TTL", ge=1, le=7 * 86400)
     """Seconds a presigned upload URL stays valid."""
+    studio_media_storage: Literal["local", "s3"] = Field("local", alias="STUDIO_MEDIA_STORAGE")
+    """Where media-library uploads go: the gateway itself, or the `S3_*` bucket."""
+    studio_media_s3_prefix: str = Field("studio-media/", alias="STUDIO_MEDIA_S3_PREFIX")
     studio_webhook_retries: int = Field(5, alias="STUDIO_WEBHOOK_RETRIES", ge=0, le=20)
     """Retries of a failed webhook delivery (after the first attempt)."""
     studio_webhook_backoff_initial: float = Field(
@@ -305,6 +308,8 @@ class Settings(BaseModel):
             )
         if self.upload_recordings and not self.s3_bucket:
             raise SettingsError("S3_BUCKET: required when UPLOAD_RECORDINGS is on")
+        if self.studio_media_storage == "s3" and not self.s3_bucket:
+            raise SettingsError("S3_BUCKET: required when STUDIO_MEDIA_STORAGE is s3")
         if self.rate_limit_rps > 0 and self.rate_limit_burst == 0:
             object.__setattr__(self, "rate_limit_burst", max(1, int(self.rate_limit_rps)))
         return self

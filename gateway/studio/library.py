@@ -8,6 +8,11 @@ bytes is linked into place (atomically, once), so nothing half-written is ever v
 PyAV then probes the file in a worker thread: the real streams decide `kind`, and anything
 PyAV cannot read is `FAILED` with a reason (and its file removed).
 
+With `STUDIO_MEDIA_STORAGE=s3` the URL is a boto3-presigned PUT to the `S3_*` bucket
+instead; the gateway watches for the object (HEAD every second until the URL has expired),
+checks its size and type, copies it under the data dir (where `media` sources play from)
+and probes that copy.
+
 No Quart here: routes hand over the parsed request and the body's chunks.
 """
 
@@ -32,6 +37,7 @@ from sqlalchemy import select, update
 
 from gateway.db import Database
 from gateway.keys import InstanceSecret
+from gateway.s3 import make_s3_client
 from gateway.settings import Settings
 from gateway.studio.ids import new_id
 from gateway.studio.models_part2 import StudioMediaAsset
@@ -46,6 +52,8 @@ WRITE_BUFFER = 1 << 20
 OBJECT_DIR = "studio/media"
 # Containers PyAV reports for still images (one frame, no timing).
 IMAGE_FORMATS = frozenset({"image2", "image2pipe"})
+S3_POLL_SECONDS = 1.0
+S3_GRACE = 60  # seconds after the URL expires that a started upload may still land
 
 
 @dataclass
@@ -75,6 +83,17 @@ class StudioLibrary:
     def __post_init__(self) -> None:
         self._key = self.secret.derive("studio-media-upload")
         self.root = self.settings.data_dir.resolve()
+        self._s3: Any = None
+
+    @property
+    def s3(self) -> Any:
+        if self._s3 is None:
+            self._s3 = make_s3_client(self.settings)
+        return self._s3
+
+    @property
+    def uses_s3(self) -> bool:
+        return self.settings.studio_media_storage == "s3"
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -87,6 +106,10 @@ class StudioLibrary:
         for asset in pending:
             if self.path(asset).is_file():
                 self._spawn_probe(asset.id)
+            elif not asset.object_key.startswith(OBJECT_DIR):
+                created = _aware(asset.created_at).timestamp()
+                self._spawn(self._watch_s3(asset.id, created + self.settings
+                                           .studio_media_upload_ttl + S3_GRACE))
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -103,11 +126,14 @@ class StudioLibrary:
     # -- assets ---------------------------------------------------------------------------
 
     def path(self, asset: StudioMediaAsset) -> Path:
-        return self.root / asset.object_key
+        """The local file (for S3 assets: the copy that `media` sources play)."""
+        return self.root / OBJECT_DIR / asset.id
 
     async def create_upload(self, owner: str, filename: str, content_type: str,
-                            byte_size: int, folder: str | None) -> tuple[StudioMediaAsset, str]:
-        """The reserved asset and the signed query string of its upload URL."""
+                            byte_size: int, folder: str | None,
+                            ) -> tuple[StudioMediaAsset, str | None]:
+        """The reserved asset and the signed query string of its upload URL on the gateway,
+        or None with S3 storage (then `presigned_put` makes the URL)."""
         content_type = normalize_content_type(content_type)
         if not CONTENT_TYPE.fullmatch(content_type):
             raise InvalidRequest("contentType must be a video/*, image/* or audio/* type")
@@ -124,13 +150,25 @@ class StudioLibrary:
             id=asset_id, owner=owner, filename=filename, folder=folder,
             content_type=content_type, byte_size=byte_size,
             kind=content_type.split("/", 1)[0], status="UPLOADING",
-            object_key=f"{OBJECT_DIR}/{asset_id}", created_at=now, updated_at=now,
+            object_key=(f"{self.settings.studio_media_s3_prefix}{asset_id}" if self.uses_s3
+                        else f"{OBJECT_DIR}/{asset_id}"),
+            created_at=now, updated_at=now,
         )
         async with self.db.session() as session:
             session.add(asset)
         expires = int(time.time()) + self.settings.studio_media_upload_ttl
-        query = f"expires={expires}&signature={self.sign(asset, expires)}"
-        return asset, query
+        if self.uses_s3:
+            self._spawn(self._watch_s3(asset.id, expires + S3_GRACE))
+            return asset, None
+        return asset, f"expires={expires}&signature={self.sign(asset, expires)}"
+
+    async def presigned_put(self, asset: StudioMediaAsset) -> str:
+        params = {"Bucket": self.settings.s3_bucket, "Key": asset.object_key,
+                  "ContentType": asset.content_type}
+        url = await asyncio.to_thread(self.s3.generate_presigned_url, "put_object",
+                                      Params=params,
+                                      ExpiresIn=self.settings.studio_media_upload_ttl)
+        return str(url)
 
     async def list_assets(self, owner: str, after: str | None,
                           limit: int) -> Page[StudioMediaAsset]:
@@ -182,6 +220,8 @@ class StudioLibrary:
                       chunks: AsyncIterator[bytes]) -> StudioMediaAsset:
         """Stream one upload to disk; schedule the probe once all `byteSize` bytes are in."""
         asset = await self._authorized_asset(asset_id, expires, signature)
+        if not asset.object_key.startswith(OBJECT_DIR):
+            raise UploadRefused(409, "this asset uploads to object storage")
         final = self.path(asset)
         if asset.status != "UPLOADING" or final.exists() or asset.id in self._receiving:
             raise UploadRefused(409, "this asset has already been uploaded")
@@ -231,9 +271,57 @@ class StudioLibrary:
     # -- probing --------------------------------------------------------------------------
 
     def _spawn_probe(self, asset_id: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._probe(asset_id))
+        self._spawn(self._probe(asset_id))
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _fail(self, asset_id: str, reason: str) -> None:
+        async with self.db.session() as session:
+            await session.execute(update(StudioMediaAsset)
+                                  .where(StudioMediaAsset.id == asset_id)
+                                  .values(status="FAILED", status_reason=reason,
+                                          updated_at=datetime.now(UTC)))
+
+    async def _watch_s3(self, asset_id: str, deadline: float) -> None:
+        """Wait for the client's PUT to land in the bucket, then copy it here and probe."""
+        async with self.db.session() as session:
+            asset = await session.get(StudioMediaAsset, asset_id)
+        if asset is None:
+            return
+        bucket = self.settings.s3_bucket
+        while True:
+            try:
+                head = await asyncio.to_thread(self.s3.head_object, Bucket=bucket,
+                                               Key=asset.object_key)
+                break
+            except Exception as exc:  # botocore ClientError 404 until the PUT lands
+                if not _missing(exc):
+                    log.info("media asset %s: HEAD failed (%s)", asset_id, type(exc).__name__)
+            if time.time() > deadline:
+                await self._fail(asset_id, "no upload arrived before the upload URL expired")
+                return
+            await asyncio.sleep(S3_POLL_SECONDS)
+        size = int(head.get("ContentLength", -1))
+        stored_type = normalize_content_type(str(head.get("ContentType", "")))
+        if size != asset.byte_size or stored_type != asset.content_type:
+            await asyncio.to_thread(self.s3.delete_object, Bucket=bucket, Key=asset.object_key)
+            await self._fail(asset_id, f"the upload was {size} bytes of {stored_type or '?'}, "
+                                       f"not {asset.byte_size} bytes of {asset.content_type}")
+            return
+        final = self.path(asset)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        partial = final.with_name(f".{asset.id}.{secrets.token_hex(6)}.part")
+        try:
+            await asyncio.to_thread(self.s3.download_file, bucket, asset.object_key,
+                                    str(partial))
+            await asyncio.to_thread(os.replace, partial, final)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
+        await self._probe(asset_id)
 
     async def _probe(self, asset_id: str) -> None:
         async with self.db.session() as session:
@@ -253,6 +341,16 @@ class StudioLibrary:
             await session.execute(update(StudioMediaAsset)
                                   .where(StudioMediaAsset.id == asset_id).values(**values))
         log.info("media asset %s probed: %s", asset_id, values["status"])
+
+
+def _missing(exc: Exception) -> bool:
+    response = getattr(exc, "response", None)
+    code = str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+    return code in ("404", "NoSuchKey", "NotFound")
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _finish(handle: Any, tail: bytes) -> None:

@@ -7,6 +7,11 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from gateway.ratelimit import per_second
+
+VIEWER_RATE = 2.0
+VIEWER_BURST = 10
+
 if TYPE_CHECKING:
     from gateway.state import GatewayState
     from gateway.studio.chat import ChatService
@@ -31,6 +36,8 @@ async def start_part2(state: GatewayState) -> None:
     state.services["studio.webhooks"] = webhooks
     chat = ChatService(state.settings, state.db, state.secret, webhooks, default_adapters(http))
     state.services["studio.chat"] = chat
+    # Keyless routes (the chat page's writers, platforms pushing in): per client address.
+    state.services["studio.chat.ratelimit"] = per_second(VIEWER_RATE, VIEWER_BURST)
     state.stop_hooks.append(_end_feeds_when_draining(state, chat))
     connections = ConnectionService(state.settings, state.db, state.secret)
     connections.start()

@@ -14,8 +14,10 @@ from urllib.parse import urlencode
 from quart import Blueprint, Response, jsonify, request
 
 from gateway.bodylimit import body_limit
+from gateway.clientip import request_client_ip
 from gateway.errors import ApiError
 from gateway.pagination import PaginationError, parse_limit
+from gateway.ratelimit import enforce
 from gateway.settings import Settings
 from gateway.state import gateway_state
 from gateway.studio import schemas, schemas_part2
@@ -66,7 +68,8 @@ def register_media(blueprint: Blueprint) -> None:
         asset, query = await library().create_upload(
             principal().owner, body.filename, body.contentType, body.byteSize, body.folder
         )
-        url = f"{_base_url()}/v1/media/{asset.id}/upload?{query}"
+        url = (f"{_base_url()}/v1/media/{asset.id}/upload?{query}" if query is not None
+               else await library().presigned_put(asset))
         return jsonify(schemas_part2.media_upload_body(asset, url)), 201
 
     @blueprint.put("/v1/media/<asset_id>/upload")
@@ -99,6 +102,12 @@ def _chat_urls(studio_id: str) -> tuple[str, str, str]:
     base = f"{_base_url()}/v1/studios/{studio_id}/chat"
     return (f"{base}/page?token={token}", f"{base}/events?token={token}",
             f"{base}/viewer-messages?token={token}")
+
+
+async def _limit_by_address(studio_id: str) -> None:
+    limiter = gateway_state().services["studio.chat.ratelimit"]
+    await enforce(limiter, f"{request_client_ip()}/{studio_id}",
+                  message="too many chat messages from this address", code="rate_limited")
 
 
 async def _viewer_studio(studio_id: str) -> None:
@@ -156,6 +165,7 @@ def register_chat(blueprint: Blueprint) -> None:
     @domain_errors
     async def inbound_chat_message(studio_id: str, platform: str) -> tuple[Response, int]:
         check_write_enabled()
+        await _limit_by_address(studio_id)
         try:
             message = await chat().receive_inbound(studio_id, platform, request.headers,
                                                    await request.get_data())
@@ -207,6 +217,7 @@ def register_chat(blueprint: Blueprint) -> None:
     async def viewer_chat_message(studio_id: str) -> tuple[Response, int]:
         await _viewer_studio(studio_id)
         check_write_enabled()
+        await _limit_by_address(studio_id)
         body = schemas.parse_body(schemas_part2.ViewerChatMessage, await _json_body())
         message = await chat().receive_from_page(studio_id, body.authorDisplayName, body.text)
         return jsonify({"ok": True, "messageId": message.id}), 201

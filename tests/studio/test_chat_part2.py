@@ -162,6 +162,13 @@ async def test_viewer_page_routes_need_the_viewer_token(app: Quart, studio: Stud
                                 key=admin_key)).json()["data"]
     assert [(m["platform"], m["direction"], m["text"]) for m in listed] == [
         ("mediagate", "in", "<b>hi</b>")]
+    assert posted.json()["messageId"] == listed[0]["id"]
+    # Writers without a key are limited per address.
+    statuses = [(await studio.call("POST",
+                                   f"/v1/studios/{sid}/chat/viewer-messages?token={token}",
+                                   json_body={"authorDisplayName": "Spam", "text": "x"})).status
+                for _ in range(15)]
+    assert statuses.count(201) <= 10 and statuses[-1] == 429
     # Turning the built-in chat off closes its page.
     reply = await studio.call("PUT", f"/v1/studios/{sid}/chat/platforms/mediagate",
                               key=admin_key, json_body={"enabled": False})
