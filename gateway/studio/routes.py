@@ -41,7 +41,7 @@ MAX_SDP_BYTES = 64 * 1024
 # publish over WHIP from their own pages).
 CORS = CorsPolicy(
     allowed_origin="*",
-    allow_methods="GET, POST, PATCH, DELETE, OPTIONS",
+    allow_methods="GET, POST, PUT, PATCH, DELETE, OPTIONS",
     allow_headers="Content-Type, Authorization, X-API-Key, X-Request-Id",
     expose_headers="Location, X-Request-Id, Retry-After",
 )

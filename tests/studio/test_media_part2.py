@@ -274,3 +274,14 @@ def test_streamed_uploads_over_real_http(tmp_path: Path) -> None:
     finally:
         assert server.stop() == 0, server.log()[-5000:]
     assert "Traceback" not in server.log(), server.log()[-5000:]
+
+
+async def test_a_browser_on_another_origin_may_put_to_the_upload_url(
+        app: Quart, studio: StudioClient, admin_key: str) -> None:
+    upload = await _reserve(studio, admin_key, b"x" * 10, "image/png")
+    reply = await studio.call("OPTIONS", _local(upload["uploadUrl"]), check=False, headers={
+        "Origin": "https://editor.example", "Access-Control-Request-Method": "PUT",
+        "Access-Control-Request-Headers": "content-type"})
+    assert reply.status in (200, 204)
+    assert "PUT" in reply.headers["Access-Control-Allow-Methods"]
+    assert reply.headers["Access-Control-Allow-Origin"] == "*"
