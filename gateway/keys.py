@@ -8,6 +8,7 @@ use never means reusing the raw secret elsewhere.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import secrets
 from dataclasses import dataclass
@@ -47,3 +48,15 @@ def load_or_create_secret(data_dir: Path, configured: str | None) -> InstanceSec
     with os.fdopen(fd, "w") as handle:
         handle.write(value + "\n")
     return InstanceSecret(value.encode(), "generated")
+
+
+def secrets_equal(given: str | bytes, expected: str | bytes) -> bool:
+    """Constant-time comparison of a presented credential with the expected one.
+
+    Any presented text is fine (non-ASCII or unpaired surrogates from a header compare
+    unequal instead of raising, which `hmac.compare_digest` does for non-ASCII str)."""
+
+    def raw(value: str | bytes) -> bytes:
+        return value if isinstance(value, bytes) else value.encode("utf-8", "replace")
+
+    return hmac.compare_digest(raw(given), raw(expected))

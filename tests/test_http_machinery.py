@@ -214,3 +214,14 @@ def test_server_log_has_no_secret(tmp_path: Path) -> None:
     assert '"logger": "mediagate.access"' in log
     for leaked in (secret, "leaky-token-value", "sk_live_abcdefabcdefabcdef"):
         assert leaked not in log
+
+
+def test_secrets_compare_in_constant_time_and_never_raise() -> None:
+    from gateway.keys import secrets_equal
+
+    assert secrets_equal("sit_abc", "sit_abc")
+    assert secrets_equal(b"raw", "raw")
+    assert not secrets_equal("sit_abd", "sit_abc")
+    # hmac.compare_digest raises TypeError on non-ASCII str: a presented token must not
+    for hostile in ("sit_é", "\udcff", "", "sit_abc\x00"):
+        assert not secrets_equal(hostile, "sit_abc")

@@ -8,7 +8,6 @@ first start and requires it.
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import logging
 import os
@@ -16,6 +15,7 @@ import secrets
 import sys
 from pathlib import Path
 
+from gateway.keys import secrets_equal
 from gateway.settings import Settings
 
 TOKEN_FILE = "punktfunk_mgmt_token"
@@ -79,4 +79,4 @@ def bearer_matches(header: str | None, token: str) -> bool:
     scheme, _, value = header.strip().partition(" ")
     if scheme.lower() != "bearer":
         return False
-    return hmac.compare_digest(value.strip().encode(), token.encode())
+    return secrets_equal(value.strip(), token)

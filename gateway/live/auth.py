@@ -9,7 +9,6 @@ JWTs only from `Authorization: Bearer`.
 
 from __future__ import annotations
 
-import hmac
 import time
 import warnings
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
+from gateway.keys import secrets_equal
 from gateway.settings import Settings
 
 JWT_ALGORITHMS = ["HS256", "HS384", "HS512"]
@@ -38,7 +38,7 @@ def _token_matches(headers: Mapping[str, str], expected: str) -> bool:
         given = _bearer(headers) or ""
         if not given:
             return False
-    return hmac.compare_digest(given.encode(), expected.encode())
+    return secrets_equal(given, expected)
 
 
 class Authorizer:

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 
 from gateway.db import Database
-from gateway.keys import InstanceSecret
+from gateway.keys import InstanceSecret, secrets_equal
 from gateway.settings import Settings
 from gateway.studio.chat_adapters import (
     ChatAdapter,
@@ -123,8 +123,7 @@ class ChatService:
         return f"cvt_{digest[:40]}"
 
     def check_viewer_token(self, studio_id: str, token: str | None) -> bool:
-        return bool(token) and hmac.compare_digest(self.viewer_token(studio_id).encode(),
-                                                   (token or "").encode("utf-8", "replace"))
+        return bool(token) and secrets_equal(token or "", self.viewer_token(studio_id))
 
     # -- platforms ------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from gateway.db import Database
-from gateway.keys import InstanceSecret
+from gateway.keys import InstanceSecret, secrets_equal
 from gateway.s3 import make_s3_client
 from gateway.settings import Settings
 from gateway.studio.ids import new_id
@@ -208,8 +208,7 @@ class StudioLibrary:
             raise refused from None
         async with self.db.session() as session:
             asset = await session.get(StudioMediaAsset, asset_id)
-        if asset is None or not hmac.compare_digest(self.sign(asset, expires_at).encode(),
-                                                    signature.encode("utf-8", "replace")):
+        if asset is None or not secrets_equal(signature, self.sign(asset, expires_at)):
             raise refused
         if expires_at < time.time():
             raise refused

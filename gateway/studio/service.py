@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import select, update
 
 from gateway.db import Database
-from gateway.keys import InstanceSecret
+from gateway.keys import InstanceSecret, secrets_equal
 from gateway.settings import Settings
 from gateway.studio.ids import new_id
 from gateway.studio.models import Studio, StudioDestination, StudioSource
@@ -311,7 +311,7 @@ class StudioService:
         return "sit_" + mac.hexdigest()[:40]
 
     def check_ingest_token(self, studio_id: str, source_id: str, token: str) -> bool:
-        return hmac.compare_digest(token, self.ingest_token(studio_id, source_id))
+        return secrets_equal(token, self.ingest_token(studio_id, source_id))
 
     # -- destinations ---------------------------------------------------------------------
 

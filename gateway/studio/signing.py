@@ -11,6 +11,8 @@ import hashlib
 import hmac
 import time
 
+from gateway.keys import secrets_equal
+
 HEADER = "X-Mediagate-Signature"
 TOLERANCE_SECONDS = 300
 
@@ -33,5 +35,5 @@ def verify(secret: str, body: bytes, header: str | None,
     if abs(time.time() - t) > tolerance:
         return False
     expected = signature_header(secret, body, t).split("v1=", 1)[1]
-    return any(hmac.compare_digest(expected.encode(), v.encode("utf-8", "replace")) for k, v in
+    return any(secrets_equal(v, expected) for k, v in
                (p.split("=", 1) for p in header.split(",") if "=" in p) if k == "v1")
