@@ -12,7 +12,7 @@ from gateway.specs import SpecStore
 from gateway.studio.apikeys import ALL_SCOPES
 from tests.studio.conftest import StudioClient, make_key
 
-NOT_YET_BUILT = ("/v1/studios/{id}/chat/", "/v1/connections", "/v1/media")  # later issues
+PUBLIC = ("/v1/health", "/v1/openapi.json")
 BODY = {"name": "x", "platform": "custom", "type": "webrtc-input", "enabled": False}
 
 
@@ -28,14 +28,17 @@ class Op:
 
 
 def operations() -> list[Op]:
+    """Every operation an API key reaches (routes authorised by a signed URL, an OAuth
+    callback or a viewer token carry no scope and are tested with their own credentials)."""
     found = []
     for template, item in SpecStore().get("studio")["paths"].items():
-        if template.startswith(NOT_YET_BUILT):
-            continue
         for method, op in item.items():
-            if method in ("get", "post", "patch", "delete", "put"):
-                found.append(Op(method.upper(), template, op["x-required-scope"],
-                                op["x-write-gated"]))
+            if method not in ("get", "post", "patch", "delete", "put"):
+                continue
+            if op["x-required-scope"] is None and template not in PUBLIC:
+                continue
+            found.append(Op(method.upper(), template, op["x-required-scope"],
+                            op["x-write-gated"]))
     return found
 
 
