@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from gateway.s3 import make_s3_client
 from gateway.settings import Settings
 
 log = logging.getLogger("mediagate.live.upload")
@@ -31,34 +32,10 @@ class S3Uploader:
         self._client: Any = None
         self.uploaded: list[str] = []
 
-    def _make_client(self) -> Any:
-        import boto3
-        from botocore.config import Config
-
-        s = self._settings
-        endpoint = s.s3_endpoint
-        if endpoint and "://" not in endpoint:
-            endpoint = f"{'https' if s.s3_use_ssl else 'http'}://{endpoint}"
-        return boto3.client(
-            "s3",
-            endpoint_url=endpoint or None,
-            region_name=s.s3_region or "us-east-1",
-            aws_access_key_id=s.s3_access_key.get_secret_value() if s.s3_access_key else None,
-            aws_secret_access_key=(
-                s.s3_secret_key.get_secret_value() if s.s3_secret_key else None
-            ),
-            config=Config(
-                s3={"addressing_style": "path" if s.s3_path_style else "auto"},
-                retries={"max_attempts": 3},
-                connect_timeout=10,
-                read_timeout=60,
-            ),
-        )
-
     def upload_now(self, path: Path) -> str:
         """Blocking upload; returns the object key."""
         if self._client is None:
-            self._client = self._make_client()
+            self._client = make_s3_client(self._settings)
         key = object_key(self.prefix, path.name)
         self._client.upload_file(str(path), self.bucket, key)
         if self.delete_after:
