@@ -17,6 +17,7 @@ from hypercorn.config import Config
 from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.state import EXTENSION, GatewayState
+from gateway.tasks import BackgroundTasks
 
 log = logging.getLogger("mediagate.serve")
 IN_FLIGHT_GRACE_SECONDS = 5.0
@@ -58,7 +59,7 @@ async def serve(settings: Settings) -> None:
     state: GatewayState = app.extensions[EXTENSION]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    tasks: set[asyncio.Task[None]] = set()
+    tasks = BackgroundTasks()
 
     def on_sigterm() -> None:
         if state.draining:
@@ -68,9 +69,7 @@ async def serve(settings: Settings) -> None:
             await drain(state, settings.shutdown_grace_seconds)
             stop.set()
 
-        task = loop.create_task(drain_then_stop())
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        tasks.spawn(drain_then_stop())
 
     loop.add_signal_handler(signal.SIGTERM, on_sigterm)
     loop.add_signal_handler(signal.SIGINT, stop.set)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from gateway.apis import ApiMount
@@ -11,6 +11,7 @@ from gateway.live.routes import create_blueprint
 from gateway.live.schemas import render_error
 from gateway.live.service import LiveService, LiveSession, room_key, session_key
 from gateway.live.uploader import S3Uploader
+from gateway.tasks import BackgroundTasks
 
 if TYPE_CHECKING:
     from gateway.state import GatewayState
@@ -18,7 +19,8 @@ if TYPE_CHECKING:
 SERVICE_KEY = "live"
 
 
-def _release_placements(state: GatewayState, tasks: set[asyncio.Task[None]]):
+def _release_placements(state: GatewayState,
+                        tasks: BackgroundTasks) -> Callable[[LiveSession, bool], None]:
     def on_forget(session: LiveSession, room_gone: bool) -> None:
         async def release() -> None:
             await state.placement.release(session_key(session.id))
@@ -26,9 +28,7 @@ def _release_placements(state: GatewayState, tasks: set[asyncio.Task[None]]):
                 await state.placement.release(room_key(session.room))
 
         if state.placement.enabled:
-            task = asyncio.get_running_loop().create_task(release())
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+            tasks.spawn(release())
 
     return on_forget
 
@@ -45,7 +45,7 @@ def ensure_service(state: GatewayState) -> LiveService:
         )
         live = LiveService(state.media, max_subs_per_room=settings.max_subs_per_room,
                            recordings=recordings)
-        live.on_forget = _release_placements(state, set())
+        live.on_forget = _release_placements(state, BackgroundTasks())
         live.start()
         state.services[SERVICE_KEY] = live
     return live

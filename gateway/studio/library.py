@@ -42,6 +42,7 @@ from gateway.settings import Settings
 from gateway.studio.ids import new_id
 from gateway.studio.models_part2 import StudioMediaAsset
 from gateway.studio.service import InvalidRequest, NotFound, Page
+from gateway.tasks import BackgroundTasks
 
 log = logging.getLogger("mediagate.studio.media")
 
@@ -77,7 +78,7 @@ class StudioLibrary:
     settings: Settings
     db: Database
     secret: InstanceSecret
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     _receiving: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -112,16 +113,11 @@ class StudioLibrary:
                                            .studio_media_upload_ttl + S3_GRACE))
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._tasks.cancel_all()
 
     async def wait_idle(self) -> None:
         """Until every scheduled probe has finished (tests, graceful shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.wait_idle()
 
     # -- assets ---------------------------------------------------------------------------
 
@@ -273,9 +269,7 @@ class StudioLibrary:
         self._spawn(self._probe(asset_id))
 
     def _spawn(self, work: Any) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(work)
 
     async def _fail(self, asset_id: str, reason: str) -> None:
         async with self.db.session() as session:

@@ -10,7 +10,6 @@ STUDIO_WEBHOOK_BACKOFF_INITIAL / _MAX). Deliveries run in the process that saw t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import re
@@ -29,6 +28,7 @@ from gateway.studio.ids import new_id
 from gateway.studio.models_part2 import StudioWebhook
 from gateway.studio.sealbox import SealBox
 from gateway.studio.service import InvalidRequest, NotFound, Page
+from gateway.tasks import BackgroundTasks
 
 log = logging.getLogger("mediagate.studio.webhooks")
 
@@ -61,21 +61,16 @@ class WebhookService:
     db: Database
     secret: InstanceSecret
     http: httpx.AsyncClient
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
 
     def __post_init__(self) -> None:
         self.box = SealBox(self.secret, "studio-webhook-secret")
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._tasks.cancel_all()
 
     async def wait_idle(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.wait_idle()
 
     # -- subscriptions --------------------------------------------------------------------
 
@@ -137,16 +132,12 @@ class WebhookService:
         event_id = new_id("evt")
         body = json.dumps({"id": event_id, "type": event, "createdAt": iso_now(),
                            "data": data}).encode()
-        loop = asyncio.get_running_loop()
         for row in wanted:
             secret = self.box.open(row.id, row.secret_sealed)
             if secret is None:
                 log.warning("webhook %s: its secret cannot be opened; skipped", row.id)
                 continue
-            task = loop.create_task(self._deliver(row.id, row.url, secret, event, event_id,
-                                                  body))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks.spawn(self._deliver(row.id, row.url, secret, event, event_id, body))
 
     async def _deliver(self, webhook_id: str, url: str, secret: str, event: str,
                        event_id: str, body: bytes) -> None:
