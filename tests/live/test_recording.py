@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import av
-import boto3
 import httpx
 import pytest
 
@@ -20,7 +18,7 @@ from gateway.live.uploader import S3Uploader, object_key
 from gateway.settings import Settings
 from tests.live.helpers import play, publish, request, rooms, start_live_server
 from tests.media.media_clients import Publisher, Subscriber, wait_for
-from tests.pg import free_port
+from tests.s3server import s3_client, s3_server
 from tests.server import RunningServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,35 +37,8 @@ S3_ENV = {
 
 @pytest.fixture(scope="module")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out, stderr=subprocess.STDOUT,
-        )
-    endpoint = f"127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"http://{endpoint}/", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.2)
-        s3_client(endpoint).create_bucket(Bucket=BUCKET)
+    with s3_server(tmp_path_factory.mktemp("moto"), BUCKET) as endpoint:
         yield endpoint
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
-def s3_client(endpoint: str):  # type: ignore[no-untyped-def]
-    return boto3.client(
-        "s3", endpoint_url=f"http://{endpoint}", region_name="us-east-1",
-        aws_access_key_id="test-access", aws_secret_access_key="test-secret",
-    )
 
 
 @pytest.fixture(scope="module")

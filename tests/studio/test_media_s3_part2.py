@@ -4,18 +4,15 @@ then the gateway finds the object, checks it, copies it under the data dir and p
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 from quart import Quart
 
-from tests.pg import free_port
+from tests.s3server import s3_client, s3_server
 from tests.studio.conftest import StudioClient
 from tests.studio.media_files import mp4_bytes, png_bytes
 
@@ -24,32 +21,8 @@ BUCKET = "studio-media-test"
 
 @pytest.fixture(scope="module")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out, stderr=subprocess.STDOUT)
-    endpoint = f"127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"http://{endpoint}/", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.2)
-        _client(endpoint).create_bucket(Bucket=BUCKET)
+    with s3_server(tmp_path_factory.mktemp("moto"), BUCKET) as endpoint:
         yield endpoint
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
-def _client(endpoint: str) -> Any:
-    return boto3.client("s3", endpoint_url=f"http://{endpoint}", region_name="us-east-1",
-                        aws_access_key_id="test-access", aws_secret_access_key="test-secret")
 
 
 @pytest.fixture
@@ -103,5 +76,5 @@ async def test_wrong_size_in_the_bucket_fails(app: Quart, studio: StudioClient,
     assert reply.status_code == 200, reply.text
     asset = await _wait_settled(studio, admin_key, upload["assetId"])
     assert asset["status"] == "FAILED" and "bytes" in asset["statusReason"]
-    objects = _client(s3_endpoint).list_objects_v2(Bucket=BUCKET).get("Contents", [])
+    objects = s3_client(s3_endpoint).list_objects_v2(Bucket=BUCKET).get("Contents", [])
     assert upload["objectKey"] not in [o["Key"] for o in objects]  # nothing half-right kept
