@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,35 +37,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.fanout import ClipTrack, encode_clip  # noqa: E402
 from media import hook  # noqa: E402
+from tests.server import start_server  # noqa: E402
 
 APP_ID = "bench-app"
 APP_SECRET = "bench-secret-0123456789"
 RESULTS = ROOT / "bench" / "results"
-
-
-def start_gateway(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAGATE_")}
-    env.update(MEDIAGATE_DATA_DIR=str(data_dir), CALLS_APP_ID=APP_ID,
-               CALLS_APP_SECRET=APP_SECRET, MEDIAGATE_LOG_LEVEL="WARNING")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve", "--bind", f"127.0.0.1:{port}"],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/api/health", timeout=1).status_code == 200:
-                return process, base
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("gateway did not start")
 
 
 class Api:
@@ -220,12 +195,14 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=10.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="calls-bench-") as tmp:
-        process, base = start_gateway(Path(tmp) / "data")
+        server = start_server(Path(tmp) / "data", env={
+            "CALLS_APP_ID": APP_ID, "CALLS_APP_SECRET": APP_SECRET,
+            "MEDIAGATE_LOG_LEVEL": "WARNING"})
         try:
-            result = asyncio.run(run(base, process.pid, args.runs, args.pullers, args.window))
+            result = asyncio.run(run(server.base_url, server.process.pid, args.runs,
+                                     args.pullers, args.window))
         finally:
-            process.terminate()
-            process.wait(30)
+            server.stop()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "calls_pull.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

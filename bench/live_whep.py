@@ -19,9 +19,7 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,33 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.media.media_clients import Publisher, Subscriber, wait_for  # noqa: E402
+from tests.server import start_server  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 ROOM = "bench"
 SDP = {"Content-Type": "application/sdp"}
-
-
-def start_gateway(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAGATE_")}
-    env.update(MEDIAGATE_DATA_DIR=str(data_dir), MEDIAGATE_LOG_LEVEL="WARNING")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve", "--bind", f"127.0.0.1:{port}"],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                return process, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("gateway did not start")
 
 
 async def publish(http: httpx.AsyncClient) -> Publisher:
@@ -115,8 +91,10 @@ async def cpu_seconds(process: psutil.Process, window: float) -> float:
 
 async def run(runs: int, viewers: int, window: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="live-bench-") as tmp:
-        process, base = start_gateway(Path(tmp) / "data")
-        gateway = psutil.Process(process.pid)
+        server = start_server(Path(tmp) / "data", env={"MEDIAGATE_LOG_LEVEL": "WARNING"},
+                              ready_path="/healthz")
+        base = server.base_url
+        gateway = psutil.Process(server.process.pid)
         try:
             async with httpx.AsyncClient(base_url=base, timeout=30) as http:
                 publisher = await publish(http)
@@ -138,8 +116,7 @@ async def run(runs: int, viewers: int, window: float) -> dict[str, Any]:
                     await http.delete(location)
                 await publisher.close()
         finally:
-            process.terminate()
-            process.wait(30)
+            server.stop()
     per_viewer = (loaded - idle) / viewers / window
     return {
         "benchmark": "live_whep",
