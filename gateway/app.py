@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
 
 from quart import Blueprint, Quart, Response, g, jsonify, request
 
@@ -98,11 +97,6 @@ def create_app(settings: Settings) -> Quart:
         await state.db.close()
 
     return app
-
-
-def on_stop(app: Quart, hook: Callable[[], Awaitable[None]]) -> None:
-    """Register a coroutine to run when the app stops serving (newest first)."""
-    app.extensions[EXTENSION].stop_hooks.append(hook)
 
 
 def _install_access_log(app: Quart) -> None:

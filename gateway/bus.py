@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from sqlalchemy.engine import make_url
@@ -136,13 +136,3 @@ def create_bus(database_url: str) -> SignalBus:
     backend = make_url(database_url).get_backend_name()
     return PostgresBus(database_url) if backend == "postgresql" else LocalBus()
 
-
-async def collect(bus: SignalBus, channel: str) -> AsyncIterator[Message]:
-    """Messages of a channel as an async iterator (for tests and simple consumers)."""
-    queue: asyncio.Queue[Message] = asyncio.Queue()
-    unsubscribe = await bus.subscribe(channel, queue.put_nowait)
-    try:
-        while True:
-            yield await queue.get()
-    finally:
-        unsubscribe()

@@ -38,8 +38,5 @@ def network_config(settings: Settings) -> NetworkConfig:
 def create_media_core(settings: Settings) -> MediaCore:
     return MediaCore(MediaConfig(
         ice_servers=ice_servers(settings),
-        port_range=settings.ice_port_range,
-        public_ips=list(settings.public_ips),
-        interface_allowlist=list(settings.ice_allowed_ips) or None,
         peer_factory=peer_factory(network_config(settings)),
     ))

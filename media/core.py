@@ -37,10 +37,8 @@ PeerFactory = Callable[[RTCConfiguration], RTCPeerConnection]
 @dataclass
 class MediaConfig:
     ice_servers: list[RTCIceServer] = field(default_factory=list)
-    # Network options, implemented by media/network.py (carried here, applied via peer_factory).
-    port_range: tuple[int, int] | None = None
-    public_ips: list[str] = field(default_factory=list)
-    interface_allowlist: list[str] | None = None
+    # Builds each RTCPeerConnection; media.network.peer_factory() applies the port range,
+    # public IPs and address allowlist there, and the DTLS fix for FFmpeg's WHIP muxer.
     peer_factory: PeerFactory | None = None
     # Keyframes: at most one PLI per `pli_interval` s per track, plus one every `periodic_pli` s.
     pli_interval: float = 0.5
