@@ -13,7 +13,7 @@ from gateway.cors import CorsPolicy, install_cors
 from gateway.errors import ApiError
 from gateway.pagination import CursorCodec, PaginationError, parse_limit
 from gateway.settings import Settings
-from gateway.state import gateway_state
+from gateway.state import ensure_accepting_media, gateway_state
 from gateway.studio import schemas, service
 from gateway.studio.auth import (
     authenticate,
@@ -25,7 +25,7 @@ from gateway.studio.auth import (
 )
 from gateway.studio.models import StudioDestination, StudioSource
 from gateway.studio.schemas import health_body
-from gateway.studio.service import WEBRTC_TYPES, InvalidRequest, NotFound, Page
+from gateway.studio.service import WEBRTC_TYPES, InvalidRequest, NotFound, Page, StudioService
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -201,21 +201,26 @@ def create_blueprint(settings: Settings) -> Blueprint:
 
     # -- WHIP ingest for webrtc-input / webcam sources ------------------------------------
 
-    @blueprint.post("/v1/studios/<studio_id>/sources/<source_id>/whip")
-    @domain_errors
-    async def whip_publish(studio_id: str, source_id: str) -> Response:
-        svc = studio_service()
+    async def authorize_ingest(svc: StudioService, studio_id: str, source_id: str) -> None:
+        """The source's own ingest token (`sit_...`), or an API key with sources:write."""
         key = presented_key() or ""
         if key.startswith("sit_"):
             if not svc.check_ingest_token(studio_id, source_id, key):
                 raise ApiError(401, "invalid ingest token", code="invalid_key")
-        else:
-            caller = await authenticate()
-            if "sources:write" not in caller.scopes:
-                raise ApiError(403, "this key lacks the sources:write scope",
-                               code="insufficient_scope", extra={"requiredScope": "sources:write"})
-            await svc.check_source_owner(caller.owner, studio_id, source_id)
+            return
+        caller = await authenticate()
+        if "sources:write" not in caller.scopes:
+            raise ApiError(403, "this key lacks the sources:write scope",
+                           code="insufficient_scope", extra={"requiredScope": "sources:write"})
+        await svc.check_source_owner(caller.owner, studio_id, source_id)
+
+    @blueprint.post("/v1/studios/<studio_id>/sources/<source_id>/whip")
+    @domain_errors
+    async def whip_publish(studio_id: str, source_id: str) -> Response:
+        svc = studio_service()
+        await authorize_ingest(svc, studio_id, source_id)
         check_write_enabled()
+        ensure_accepting_media()
         if request.mimetype != "application/sdp":
             raise ApiError(415, "the offer must be application/sdp", code="invalid_request")
         offer = (await request.get_data()).decode("utf-8", errors="replace")
@@ -230,16 +235,7 @@ def create_blueprint(settings: Settings) -> Blueprint:
     @domain_errors
     async def whip_delete(studio_id: str, source_id: str, session_id: str) -> Response:
         svc = studio_service()
-        key = presented_key() or ""
-        if key.startswith("sit_"):
-            if not svc.check_ingest_token(studio_id, source_id, key):
-                raise ApiError(401, "invalid ingest token", code="invalid_key")
-        else:
-            caller = await authenticate()
-            if "sources:write" not in caller.scopes:
-                raise ApiError(403, "this key lacks the sources:write scope",
-                               code="insufficient_scope", extra={"requiredScope": "sources:write"})
-            await svc.check_source_owner(caller.owner, studio_id, source_id)
+        await authorize_ingest(svc, studio_id, source_id)
         await svc.whip_delete(studio_id, source_id, session_id)
         return jsonify({"ok": True})
 

@@ -132,3 +132,19 @@ async def test_auto_go_live_and_offline_on_drop(studio: StudioClient, admin_key:
     await _wait(offline, 40, "autoGoOfflineOnDrop")
     listed = await studio.call("GET", f"/v1/studios/{sid}/destinations", key=admin_key)
     assert listed.json()["data"][0]["status"] == "offline"
+
+
+async def test_a_draining_replica_refuses_new_ingest(app: Quart, studio: StudioClient,
+                                                     admin_key: str) -> None:
+    _sid, source = await _setup(studio, admin_key)
+    publisher = Publisher()
+    try:
+        app.extensions[EXTENSION].drain_started.set()
+        refused = await studio.call("POST", source["whipUrl"], data=await publisher.offer(),
+                                    key=source["ingestToken"], headers=SDP)
+        assert refused.status == 503
+        assert refused.headers["Retry-After"] == "5"
+        assert refused.json()["error"]["message"] == "server is shutting down"
+        assert not app.extensions[EXTENSION].media.peers
+    finally:
+        await publisher.pc.close()
