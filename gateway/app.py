@@ -14,6 +14,7 @@ from gateway.bodylimit import install_body_limit
 from gateway.bus import create_bus
 from gateway.clientip import request_client_ip
 from gateway.db import Database
+from gateway.egress import EgressPolicy
 from gateway.errors import ApiError, ErrorRouting, install_error_handlers, plain_json_error
 from gateway.instance import register_instance
 from gateway.keys import load_or_create_secret
@@ -56,6 +57,7 @@ def create_app(settings: Settings) -> Quart:
         media=create_media_core(settings),
         bus=create_bus(settings.database_url),
         placement=Placement(db, settings.replica_url),
+        egress=EgressPolicy.from_cidrs(settings.egress_allow),
     )
     app.extensions[EXTENSION] = state
 

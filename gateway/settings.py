@@ -170,6 +170,10 @@ class Settings(BaseModel):
     trusted_proxies: Annotated[StrList, AfterValidator(_check_networks)] = Field(
         default_factory=list, alias="MEDIAGATE_TRUSTED_PROXIES"
     )
+    egress_allow: Annotated[StrList, AfterValidator(_check_networks)] = Field(
+        default_factory=list, alias="MEDIAGATE_EGRESS_ALLOW"
+    )
+    """CIDRs client-supplied URLs may reach although private, loopback or link-local."""
     # media networking
     ice_port_range: Annotated[
         tuple[int, int] | None,

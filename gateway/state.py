@@ -11,6 +11,7 @@ from quart import current_app
 
 from gateway.bus import SignalBus
 from gateway.db import Database
+from gateway.egress import EgressPolicy
 from gateway.keys import InstanceSecret
 from gateway.logs import Redactor
 from gateway.placement import Placement
@@ -33,6 +34,8 @@ class GatewayState:
     """Messages to every replica (LISTEN/NOTIFY on PostgreSQL, in-process on SQLite)."""
     placement: Placement
     """Which replica holds which media session."""
+    egress: EgressPolicy
+    """What client-supplied addresses the gateway may connect to."""
     instance_id: str | None = None
     drain_started: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once on SIGTERM: this replica takes no new media sessions (see gateway.serve)."""
