@@ -46,46 +46,25 @@ async def test_options_advertises_exactly_the_paths_methods(studio: StudioClient
     assert allowed - {"head", "options"} == documented, (path, allowed)
 
 
-# (schema, field) -> (method, path template, a valid body the field is put into)
-STRING_FIELDS: list[tuple[str, str, str, str, dict[str, Any]]] = [
-    ("CreateStudioRequest", "name", "POST", "/v1/studios", {"name": "n"}),
-    ("UpdateStudioRequest", "name", "PATCH", "/v1/studios/{std}", {}),
-    ("CreateSourceRequest", "name", "POST", "/v1/studios/{std}/sources",
-     {"name": "n", "type": "webcam"}),
-    ("CreateSourceRequest", "type", "POST", "/v1/studios/{std}/sources",
-     {"name": "n", "type": "webcam"}),
-    ("CreateSourceRequest", "url", "POST", "/v1/studios/{std}/sources",
-     {"name": "n", "type": "webcam"}),
-    ("UpdateSourceRequest", "name", "PATCH", "/v1/studios/{std}/sources/{src}", {}),
-    ("UpdateSourceRequest", "url", "PATCH", "/v1/studios/{std}/sources/{src}", {}),
-    ("CreateDestinationRequest", "name", "POST", "/v1/studios/{std}/destinations",
-     {"name": "n", "platform": "p"}),
-    ("CreateDestinationRequest", "platform", "POST", "/v1/studios/{std}/destinations",
-     {"name": "n", "platform": "p"}),
-    ("CreateDestinationRequest", "rtmpUrl", "POST", "/v1/studios/{std}/destinations",
-     {"name": "n", "platform": "p"}),
-    ("CreateDestinationRequest", "connectionId", "POST", "/v1/studios/{std}/destinations",
-     {"name": "n", "platform": "p"}),
-    ("UpdateDestinationRequest", "name", "PATCH", "/v1/studios/{std}/destinations/{dst}", {}),
-    ("UpdateDestinationRequest", "platform", "PATCH", "/v1/studios/{std}/destinations/{dst}",
-     {}),
-    ("UpdateDestinationRequest", "rtmpUrl", "PATCH", "/v1/studios/{std}/destinations/{dst}",
-     {}),
-    ("CreateMediaUploadRequest", "filename", "POST", "/v1/media",
-     {"filename": "f", "contentType": "video/mp4", "byteSize": 1}),
-    ("CreateMediaUploadRequest", "contentType", "POST", "/v1/media",
-     {"filename": "f", "contentType": "video/mp4", "byteSize": 1}),
-    ("CreateMediaUploadRequest", "folder", "POST", "/v1/media",
-     {"filename": "f", "contentType": "video/mp4", "byteSize": 1}),
-    ("CreateManualConnectionRequest", "platform", "POST", "/v1/connections",
-     {"connectionType": "manual", "platform": "p", "displayName": "d",
-      "rtmpUrl": "rtmp://127.0.0.1/live", "streamKey": "k"}),
-    ("CreateManualConnectionRequest", "displayName", "POST", "/v1/connections",
-     {"connectionType": "manual", "platform": "p", "displayName": "d",
-      "rtmpUrl": "rtmp://127.0.0.1/live", "streamKey": "k"}),
-    ("CreateManualConnectionRequest", "rtmpUrl", "POST", "/v1/connections",
-     {"connectionType": "manual", "platform": "p", "displayName": "d",
-      "rtmpUrl": "rtmp://127.0.0.1/live", "streamKey": "k"}),
+SOURCE = {"name": "n", "type": "webcam"}
+DESTINATION = {"name": "n", "platform": "p"}
+UPLOAD = {"filename": "f", "contentType": "video/mp4", "byteSize": 1}
+CONNECTION = {"connectionType": "manual", "platform": "p", "displayName": "d",
+              "rtmpUrl": "rtmp://127.0.0.1/live", "streamKey": "k"}
+# (schema, its string fields, method, path template, a valid body each field is put into)
+STRING_FIELDS: list[tuple[str, tuple[str, ...], str, str, dict[str, Any]]] = [
+    ("CreateStudioRequest", ("name",), "POST", "/v1/studios", {"name": "n"}),
+    ("UpdateStudioRequest", ("name",), "PATCH", "/v1/studios/{std}", {}),
+    ("CreateSourceRequest", ("name", "type", "url"), "POST", "/v1/studios/{std}/sources", SOURCE),
+    ("UpdateSourceRequest", ("name", "url"), "PATCH", "/v1/studios/{std}/sources/{src}", {}),
+    ("CreateDestinationRequest", ("name", "platform", "rtmpUrl", "connectionId"), "POST",
+     "/v1/studios/{std}/destinations", DESTINATION),
+    ("UpdateDestinationRequest", ("name", "platform", "rtmpUrl"), "PATCH",
+     "/v1/studios/{std}/destinations/{dst}", {}),
+    ("CreateMediaUploadRequest", ("filename", "contentType", "folder"), "POST", "/v1/media",
+     UPLOAD),
+    ("CreateManualConnectionRequest", ("platform", "displayName", "rtmpUrl"), "POST",
+     "/v1/connections", CONNECTION),
 ]
 
 
@@ -106,14 +85,15 @@ async def test_refused_empty_strings_are_refused_by_the_spec(app: Quart,
                                                              value: str) -> None:
     key = await make_key(app, "alice", apikeys.ALL_SCOPES)
     ids = await _world(studio, key)
-    for schema, field, method, template, body in STRING_FIELDS:
-        reply = await studio.call(method, template.format(**ids), key=key,
-                                  json_body={**body, field: value})
-        assert reply.status == 400, (schema, field, value, reply.body)
-        spec = _schema(schema)["properties"][field]
-        allowed_by_spec = len(value) >= spec.get("minLength", 0) and (
-            "pattern" not in spec or re.search(spec["pattern"], value) is not None)
-        assert not allowed_by_spec, (schema, field, repr(value), spec)
+    for schema, fields, method, template, body in STRING_FIELDS:
+        for field in fields:
+            reply = await studio.call(method, template.format(**ids), key=key,
+                                      json_body={**body, field: value})
+            assert reply.status == 400, (schema, field, value, reply.body)
+            spec = _schema(schema)["properties"][field]
+            allowed_by_spec = len(value) >= spec.get("minLength", 0) and (
+                "pattern" not in spec or re.search(spec["pattern"], value) is not None)
+            assert not allowed_by_spec, (schema, field, repr(value), spec)
 
 
 async def test_the_cursor_shape_is_specified_and_enforced(app: Quart,

@@ -14,14 +14,19 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
 from quart import Quart
 
 from gateway.state import EXTENSION
 from gateway.studio import apikeys
-from tests.studio.conftest import StudioClient, make_key, settings, studio  # noqa: F401
+from tests.studio.conftest import (  # noqa: F401
+    StudioClient,
+    make_key,
+    settings,
+    studio,
+    upload_media,
+)
 from tests.studio.media_files import mp4_bytes
 
 HOSTS = ["127.0.0.1", "0x7f000001", "[::1]", "169.254.169.254"]
@@ -144,13 +149,7 @@ class TestConnectTime:
     @staticmethod
     async def _media_source(app: Quart, studio: StudioClient, key: str,  # noqa: F811
                             sid: str) -> None:
-        data = mp4_bytes(frames=30)
-        upload = (await studio.call("POST", "/v1/media", key=key, json_body={
-            "filename": "c.mp4", "contentType": "video/mp4", "byteSize": len(data)})).json()
-        parts = urlsplit(upload["uploadUrl"])
-        await studio.call("PUT", f"{parts.path}?{parts.query}", data=data,
-                          headers={"Content-Type": "video/mp4"})
-        await app.extensions[EXTENSION].services["studio.library"].wait_idle()
+        upload = await upload_media(app, studio, key, mp4_bytes(frames=30))
         reply = await studio.call("POST", f"/v1/studios/{sid}/sources", key=key, json_body={
             "name": "clip", "type": "media", "url": upload["assetId"]})
         assert reply.status == 201, reply.body

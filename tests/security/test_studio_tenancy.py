@@ -9,8 +9,6 @@ reaches the filesystem.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import pytest
 from quart import Quart
 from sqlalchemy import delete, update
@@ -18,7 +16,13 @@ from sqlalchemy import delete, update
 from gateway.state import EXTENSION
 from gateway.studio import apikeys
 from gateway.studio.models_part2 import StudioMediaAsset
-from tests.studio.conftest import StudioClient, make_key, settings, studio  # noqa: F401
+from tests.studio.conftest import (  # noqa: F401
+    StudioClient,
+    make_key,
+    settings,
+    studio,
+    upload_media,
+)
 from tests.studio.media_files import mp4_bytes
 
 MISSING = {"std": "std_" + "0" * 26, "src": "src_" + "0" * 26, "dst": "dst_" + "0" * 26,
@@ -36,6 +40,12 @@ async def keys(app: Quart) -> tuple[str, str]:
             await make_key(app, "bob", apikeys.ALL_SCOPES))
 
 
+async def _new_studio(studio: StudioClient, key: str, name: str) -> str:  # noqa: F811
+    reply = await studio.call("POST", "/v1/studios", key=key, json_body={"name": name})
+    assert reply.status == 201, reply.body
+    return str(reply.json()["id"])
+
+
 def _error(reply: object) -> tuple[int, str, str]:
     body = reply.json()["error"]  # type: ignore[attr-defined]
     return reply.status, body["code"], body["message"]  # type: ignore[attr-defined]
@@ -51,8 +61,7 @@ async def _same_as_missing(studio: StudioClient, key: str, method: str,  # noqa:
 
 
 async def _alice_world(studio: StudioClient, alice: str) -> dict[str, str]:  # noqa: F811
-    sid = (await studio.call("POST", "/v1/studios", key=alice,
-                             json_body={"name": "alice's"})).json()["id"]
+    sid = await _new_studio(studio, alice, "alice's")
     src = (await studio.call("POST", f"/v1/studios/{sid}/sources", key=alice,
                              json_body={"name": "cam", "type": "webrtc-input"})).json()["id"]
     dst = (await studio.call("POST", f"/v1/studios/{sid}/destinations", key=alice, json_body={
@@ -62,18 +71,6 @@ async def _alice_world(studio: StudioClient, alice: str) -> dict[str, str]:  # n
         "connectionType": "manual", "platform": "custom", "displayName": "alice rtmp",
         "rtmpUrl": "rtmp://127.0.0.1:9/live", "streamKey": "alice-con-key"})).json()["id"]
     return {"std": sid, "src": src, "dst": dst, "con": con}
-
-
-async def _upload(app: Quart, studio: StudioClient, key: str) -> dict[str, str]:  # noqa: F811
-    data = mp4_bytes()
-    upload = (await studio.call("POST", "/v1/media", key=key, json_body={
-        "filename": "private.mp4", "contentType": "video/mp4", "byteSize": len(data)})).json()
-    parts = urlsplit(upload["uploadUrl"])
-    put = await studio.call("PUT", f"{parts.path}?{parts.query}", data=data,
-                            headers={"Content-Type": "video/mp4"})
-    assert put.status == 200
-    await app.extensions[EXTENSION].services["studio.library"].wait_idle()
-    return upload
 
 
 async def test_studios_of_another_owner(studio: StudioClient, keys: tuple[str, str]) -> None:  # noqa: F811
@@ -100,8 +97,7 @@ async def test_studios_of_another_owner(studio: StudioClient, keys: tuple[str, s
 async def test_sources_of_another_owner(studio: StudioClient, keys: tuple[str, str]) -> None:  # noqa: F811
     alice, bob = keys
     a = await _alice_world(studio, alice)
-    own = (await studio.call("POST", "/v1/studios", key=bob,
-                             json_body={"name": "bob's"})).json()["id"]
+    own = await _new_studio(studio, bob, "bob's")
     for sid in (a["std"], own):  # through her studio, and smuggled through his own
         theirs = f"/v1/studios/{sid}/sources/{a['src']}"
         missing = f"/v1/studios/{sid}/sources/{MISSING['src']}"
@@ -122,8 +118,7 @@ async def test_destinations_of_another_owner(studio: StudioClient,  # noqa: F811
                                              keys: tuple[str, str]) -> None:
     alice, bob = keys
     a = await _alice_world(studio, alice)
-    own = (await studio.call("POST", "/v1/studios", key=bob,
-                             json_body={"name": "bob's"})).json()["id"]
+    own = await _new_studio(studio, bob, "bob's")
     for sid in (a["std"], own):
         theirs = f"/v1/studios/{sid}/destinations/{a['dst']}"
         missing = f"/v1/studios/{sid}/destinations/{MISSING['dst']}"
@@ -138,9 +133,8 @@ async def test_destinations_of_another_owner(studio: StudioClient,  # noqa: F811
 async def test_media_assets_of_another_owner(app: Quart, studio: StudioClient,  # noqa: F811
                                              keys: tuple[str, str]) -> None:
     alice, bob = keys
-    asset = await _upload(app, studio, alice)
-    own = (await studio.call("POST", "/v1/studios", key=bob,
-                             json_body={"name": "bob's"})).json()["id"]
+    asset = await upload_media(app, studio, alice, mp4_bytes())
+    own = await _new_studio(studio, bob, "bob's")
     sources = f"/v1/studios/{own}/sources"
 
     async def refused(url: str, expected: tuple[int, str, str]) -> None:
@@ -158,7 +152,7 @@ async def test_media_assets_of_another_owner(app: Quart, studio: StudioClient,  
     listed = (await studio.call("GET", "/v1/media", key=bob)).json()["data"]
     assert asset["assetId"] not in {m["id"] for m in listed}
     # Bob's own READY asset works; pointing it at Alice's afterwards does not.
-    mine = await _upload(app, studio, bob)
+    mine = await upload_media(app, studio, bob, mp4_bytes())
     created = await studio.call("POST", sources, key=bob, json_body={
         "name": "mine", "type": "media", "url": mine["assetId"]})
     assert created.status == 201, created.body
@@ -176,8 +170,7 @@ async def test_media_source_urls_never_reach_the_filesystem(
 ) -> None:
     """No free path: files that exist and files that do not are refused alike."""
     alice, _ = keys
-    sid = (await studio.call("POST", "/v1/studios", key=alice,
-                             json_body={"name": "s"})).json()["id"]
+    sid = await _new_studio(studio, alice, "s")
     reply = await studio.call("POST", f"/v1/studios/{sid}/sources", key=alice,
                               json_body={"name": "x", "type": "media", "url": path})
     absent = await studio.call("POST", f"/v1/studios/{sid}/sources", key=alice,
@@ -190,9 +183,8 @@ async def test_media_source_urls_never_reach_the_filesystem(
 async def test_media_is_resolved_again_at_go_live(app: Quart, studio: StudioClient,  # noqa: F811
                                                   keys: tuple[str, str]) -> None:
     alice, _ = keys
-    asset = await _upload(app, studio, alice)
-    sid = (await studio.call("POST", "/v1/studios", key=alice,
-                             json_body={"name": "s"})).json()["id"]
+    asset = await upload_media(app, studio, alice, mp4_bytes())
+    sid = await _new_studio(studio, alice, "s")
     created = await studio.call("POST", f"/v1/studios/{sid}/sources", key=alice, json_body={
         "name": "clip", "type": "media", "url": asset["objectKey"]})
     assert created.status == 201, created.body
@@ -215,8 +207,7 @@ async def test_connections_of_another_owner(studio: StudioClient,  # noqa: F811
     a = await _alice_world(studio, alice)
     await _same_as_missing(studio, bob, "DELETE", f"/v1/connections/{a['con']}",
                            f"/v1/connections/{MISSING['con']}")
-    own = (await studio.call("POST", "/v1/studios", key=bob,
-                             json_body={"name": "bob's"})).json()["id"]
+    own = await _new_studio(studio, bob, "bob's")
     body = {"name": "steal", "platform": "custom"}
     bound = await studio.call("POST", f"/v1/studios/{own}/destinations", key=bob,
                               json_body={**body, "connectionId": a["con"]})
