@@ -255,6 +255,17 @@ class Settings(BaseModel):
     """Largest `byteSize` a media-library upload may reserve."""
     studio_media_upload_ttl: int = Field(900, alias="STUDIO_MEDIA_UPLOAD_TTL", ge=1, le=7 * 86400)
     """Seconds a presigned upload URL stays valid."""
+    studio_max_pending_uploads: int = Field(5, alias="STUDIO_MAX_PENDING_UPLOADS", ge=1)
+    """Media uploads one owner may have reserved and not yet finished (per-owner quota)."""
+    studio_max_pending_upload_bytes: int = Field(
+        4 * 1024**3, alias="STUDIO_MAX_PENDING_UPLOAD_BYTES", ge=1
+    )
+    """Total `byteSize` of one owner's reserved, unfinished media uploads."""
+    studio_max_studios: int = Field(100, alias="STUDIO_MAX_STUDIOS", ge=1)
+    studio_max_sources_per_studio: int = Field(20, alias="STUDIO_MAX_SOURCES_PER_STUDIO", ge=1)
+    studio_max_destinations_per_studio: int = Field(
+        20, alias="STUDIO_MAX_DESTINATIONS_PER_STUDIO", ge=1
+    )
     studio_media_storage: Literal["local", "s3"] = Field("local", alias="STUDIO_MEDIA_STORAGE")
     """Where media-library uploads go: the gateway itself, or the `S3_*` bucket."""
     studio_media_s3_prefix: str = Field("studio-media/", alias="STUDIO_MEDIA_S3_PREFIX")

@@ -74,6 +74,27 @@ class Packet:
     keyframe: bool
 
 
+Resolver = Callable[[str], str]
+"""The caller's address check, run on every connect and reconnect: the URL as given -> the
+URL to connect to (its host replaced by the checked address). Raises to refuse."""
+
+REFUSED = "the address is not allowed"
+"""All a status reason says about a refusal: the resolver's own text stays out of it."""
+
+
+class AddressRefused(Exception):
+    pass
+
+
+def resolved(resolve: Resolver | None, url: str) -> str:
+    if resolve is None:
+        return url
+    try:
+        return resolve(url)
+    except Exception:
+        raise AddressRefused(REFUSED) from None
+
+
 @dataclass(frozen=True)
 class SourcePlan:
     source_id: str
@@ -81,6 +102,8 @@ class SourcePlan:
     target: str
     """Track-id prefix (`tracks`), file path (`file`) or URL (`pull`)."""
     loop: bool = False
+    resolve: Resolver | None = None
+    """For `pull`: applied to `target` before every (re)connect."""
 
 
 @dataclass(frozen=True)
@@ -88,12 +111,17 @@ class OutputPlan:
     id: str
     rtmp_url: str
     stream_key: str | None
+    resolve: Resolver | None = None
+    """Applied to `rtmp_url` before every (re)connect."""
 
     @property
     def url(self) -> str:
+        return self.with_key(self.rtmp_url)
+
+    def with_key(self, rtmp_url: str) -> str:
         if not self.stream_key:
-            return self.rtmp_url
-        return self.rtmp_url.rstrip("/") + "/" + self.stream_key
+            return rtmp_url
+        return rtmp_url.rstrip("/") + "/" + self.stream_key
 
     def redact(self, text: str) -> str:
         if self.stream_key:
@@ -325,7 +353,8 @@ class _Output(threading.Thread):
             except Exception as exc:  # the server refused, went away or the write failed
                 if self._stopping.is_set():
                     break
-                reason = self.plan.redact(f"{type(exc).__name__}: {exc}")
+                reason = (REFUSED if isinstance(exc, AddressRefused)
+                          else self.plan.redact(f"{type(exc).__name__}: {exc}"))
                 log.warning("destination %s: %s (retrying in %.1fs)", self.plan.id, reason, delay)
                 self._set_status("error", reason)
                 if time.monotonic() - started > 30:
@@ -334,7 +363,7 @@ class _Output(threading.Thread):
                 delay = min(delay * 2, self.backoff[1])
         self._set_status("offline")
 
-    def _preflight(self) -> None:
+    def _preflight(self, rtmp_url: str) -> None:
         """Connect and complete an RTMP handshake in Python, with a timeout, first.
 
         PyAV opens output I/O and writes the header holding the GIL and without a timeout:
@@ -343,7 +372,7 @@ class _Output(threading.Thread):
         known to answer. Writes (`mux`) release the GIL; a server that stops reading
         blocks only this thread and shows as `stalled`.
         """
-        parts = urlsplit(self.plan.rtmp_url)
+        parts = urlsplit(rtmp_url)
         if parts.hostname is None:
             raise ValueError("the rtmpUrl has no host")
         secure = parts.scheme == "rtmps"
@@ -374,8 +403,9 @@ class _Output(threading.Thread):
         with contextlib.suppress(queue.Empty):
             while True:
                 self._queue.get_nowait()
-        self._preflight()
-        container = av.open(self.plan.url, "w", format="flv")
+        rtmp_url = resolved(self.plan.resolve, self.plan.rtmp_url)  # checked, then pinned
+        self._preflight(rtmp_url)
+        container = av.open(self.plan.with_key(rtmp_url), "w", format="flv")
         try:
             streams: dict[str, Any] = {}
             for kind in ("video", "audio"):
@@ -470,12 +500,17 @@ class Restreamer:
     def destination_ids(self) -> list[str]:
         return list(self._outputs)
 
+    @property
+    def source_error(self) -> str | None:
+        """Why the source cannot be read, while nothing has been read from it yet."""
+        return self.error if self.error and not self.templates.ready.is_set() else None
+
     def output_status(self, output_id: str) -> tuple[str, str | None] | None:
         output = self._outputs.get(output_id)
         if output is None:
             return None
-        if output.status[0] == "connecting" and self.error and not self.templates.ready.is_set():
-            return ("error", f"source: {self.error}")
+        if output.status[0] == "connecting" and self.source_error:
+            return ("error", f"source: {self.source_error}")
         if output.stalled:
             if output.status[0] == "live":
                 return ("error", "the RTMP server stopped accepting data")
@@ -715,8 +750,10 @@ class Restreamer:
             try:
                 container = self._open_source()
             except Exception as exc:
-                self.error = f"{type(exc).__name__}: {exc}"
-                log.warning("encoder stream %s: cannot open source: %s", self.plan.stream_id, exc)
+                self.error = (REFUSED if isinstance(exc, AddressRefused)
+                              else f"{type(exc).__name__}: {exc}")
+                log.warning("encoder stream %s: cannot open source: %s", self.plan.stream_id,
+                            self.error)
                 self._end_pipe()
                 self._stopping.wait(delay)
                 delay = min(delay * 2, self.plan.backoff_max)
@@ -742,7 +779,9 @@ class Restreamer:
         PyAV's bundled FFmpeg has no SRT, so `srt://` is received by the system `ffmpeg`
         (built with libsrt) and handed over as MPEG-TS on a pipe, still without transcoding.
         """
-        target = self.plan.source.target
+        source = self.plan.source
+        target = resolved(source.resolve, source.target) if source.mode == "pull" \
+            else source.target
         if not target.startswith("srt://"):
             return av.open(target, timeout=(10.0, 10.0))
         self._end_pipe()

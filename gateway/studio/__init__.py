@@ -21,7 +21,7 @@ async def start(state: GatewayState) -> None:
     settings = state.settings
     if settings.bootstrap_api_key is not None:
         await ensure_bootstrap_key(state.db, settings.bootstrap_api_key.get_secret_value())
-    service = StudioService(settings, state.db, state.secret, state.media)
+    service = StudioService(settings, state.db, state.secret, state.media, egress=state.egress)
     await service.start()
     state.services["studio"] = service
     state.services["studio.ratelimit"] = per_second(

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select, update
 
 from gateway.db import Database
+from gateway.egress import RTMP_SCHEMES, EgressPolicy
 from gateway.keys import InstanceSecret
 from gateway.settings import Settings
 from gateway.studio.ids import new_id
@@ -29,7 +30,7 @@ from gateway.studio.models import Studio
 from gateway.studio.models_part2 import StudioConnection, StudioOAuthState
 from gateway.studio.oauth import OAuthFailure, ProviderClient, Tokens
 from gateway.studio.sealbox import SealBox
-from gateway.studio.service import RTMP_SCHEMES, InvalidRequest, NotFound, Page
+from gateway.studio.service import InvalidRequest, NotFound, Page, check_egress
 
 log = logging.getLogger("mediagate.studio.connections")
 
@@ -49,10 +50,13 @@ class ConnectionService:
     settings: Settings
     db: Database
     secret: InstanceSecret
+    egress: EgressPolicy | None = None
+    """The app's egress guard; built from the settings if not given."""
     _task: asyncio.Task[None] | None = field(default=None)
 
     def __post_init__(self) -> None:
         self.box = SealBox(self.secret, "studio-connection-token")
+        self.policy = self.egress or EgressPolicy.from_cidrs(self.settings.egress_allow)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -144,8 +148,7 @@ class ConnectionService:
 
     async def create_manual(self, owner: str, platform: str, display_name: str,
                             rtmp_url: str, stream_key: str) -> StudioConnection:
-        if not rtmp_url.startswith(RTMP_SCHEMES):
-            raise InvalidRequest("rtmpUrl must start with rtmp:// or rtmps://")
+        await check_egress(self.policy, rtmp_url, RTMP_SCHEMES, "rtmpUrl")
         if not stream_key:
             raise InvalidRequest("streamKey is required for a manual connection")
         now = datetime.now(UTC)

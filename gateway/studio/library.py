@@ -29,11 +29,11 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from gateway.db import Database
 from gateway.keys import InstanceSecret, secrets_equal
@@ -41,7 +41,14 @@ from gateway.s3 import make_s3_client
 from gateway.settings import Settings
 from gateway.studio.ids import new_id
 from gateway.studio.models_part2 import StudioMediaAsset
-from gateway.studio.service import InvalidRequest, NotFound, Page
+from gateway.studio.service import (
+    InvalidRequest,
+    KeyedLocks,
+    NotFound,
+    Page,
+    QuotaExceeded,
+    check_quota,
+)
 from gateway.tasks import BackgroundTasks
 
 log = logging.getLogger("mediagate.studio.media")
@@ -55,6 +62,9 @@ OBJECT_DIR = "studio/media"
 IMAGE_FORMATS = frozenset({"image2", "image2pipe"})
 S3_POLL_SECONDS = 1.0
 S3_GRACE = 60  # seconds after the URL expires that a started upload may still land
+NOT_YOURS = "url: none of your media-library assets has this id or objectKey"
+"""The one answer for an asset that is another owner's, does not exist, or was never an
+asset reference at all (a path): nothing tells them apart."""
 
 
 @dataclass
@@ -80,6 +90,7 @@ class StudioLibrary:
     secret: InstanceSecret
     _tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     _receiving: set[str] = field(default_factory=set)
+    _quota_lock: KeyedLocks = field(default_factory=KeyedLocks)
 
     def __post_init__(self) -> None:
         self._key = self.secret.derive("studio-media-upload")
@@ -150,13 +161,46 @@ class StudioLibrary:
                         else f"{OBJECT_DIR}/{asset_id}"),
             created_at=now, updated_at=now,
         )
-        async with self.db.session() as session:
+        async with self._quota_lock(owner), self.db.session() as session:
+            await self._check_pending_quota(session, owner, byte_size)
             session.add(asset)
         expires = int(time.time()) + self.settings.studio_media_upload_ttl
         if self.uses_s3:
             self._spawn(self._watch_s3(asset.id, expires + S3_GRACE))
             return asset, None
         return asset, f"expires={expires}&signature={self.sign(asset, expires)}"
+
+    async def _check_pending_quota(self, session: Any, owner: str, byte_size: int) -> None:
+        """Reserved uploads whose URL may still be used count against the owner's quota."""
+        window = timedelta(seconds=self.settings.studio_media_upload_ttl + S3_GRACE)
+        count, total = (await session.execute(
+            select(func.count(StudioMediaAsset.id),
+                   func.coalesce(func.sum(StudioMediaAsset.byte_size), 0))
+            .where(StudioMediaAsset.owner == owner, StudioMediaAsset.status == "UPLOADING",
+                   StudioMediaAsset.created_at > datetime.now(UTC) - window)
+        )).one()
+        check_quota(count, self.settings.studio_max_pending_uploads,
+                    "pending media uploads per owner", "STUDIO_MAX_PENDING_UPLOADS")
+        limit = self.settings.studio_max_pending_upload_bytes
+        if int(total) + byte_size > limit:
+            raise QuotaExceeded(f"quota exceeded: at most {limit} bytes of pending media uploads "
+                                "per owner (STUDIO_MAX_PENDING_UPLOAD_BYTES)")
+
+    async def playable(self, owner: str, ref: str) -> Path:
+        """The file a `media` source plays: the owner's READY asset named by its id or its
+        objectKey. `ref` is only ever compared with stored values, never made a path."""
+        column = StudioMediaAsset.id if ASSET_ID.fullmatch(ref) else StudioMediaAsset.object_key
+        async with self.db.session() as session:
+            asset = (await session.execute(select(StudioMediaAsset).where(
+                column == ref, StudioMediaAsset.owner == owner).limit(1))).scalar_one_or_none()
+        if asset is None:
+            raise InvalidRequest(NOT_YOURS)
+        if asset.status != "READY":
+            raise InvalidRequest(f"url: media asset {asset.id} is {asset.status}, not READY")
+        path = self.path(asset)
+        if not await asyncio.to_thread(path.is_file):
+            raise InvalidRequest(f"url: media asset {asset.id} is no longer stored")
+        return path
 
     async def presigned_put(self, asset: StudioMediaAsset) -> str:
         params = {"Bucket": self.settings.s3_bucket, "Key": asset.object_key,

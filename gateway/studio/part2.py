@@ -30,6 +30,7 @@ async def start_part2(state: GatewayState) -> None:
     library = StudioLibrary(state.settings, state.db, state.secret)
     await library.start()
     state.services["studio.library"] = library
+    state.services["studio"].media_file = library.playable
     http = httpx.AsyncClient(follow_redirects=False)
     state.services["studio.http"] = http
     webhooks = WebhookService(state.settings, state.db, state.secret, http)
@@ -39,7 +40,7 @@ async def start_part2(state: GatewayState) -> None:
     # Keyless routes (the chat page's writers, platforms pushing in): per client address.
     state.services["studio.chat.ratelimit"] = per_second(VIEWER_RATE, VIEWER_BURST)
     state.stop_hooks.append(_end_feeds_when_draining(state, chat))
-    connections = ConnectionService(state.settings, state.db, state.secret)
+    connections = ConnectionService(state.settings, state.db, state.secret, state.egress)
     connections.start()
     state.services["studio.connections"] = connections
     state.services["studio"].bound_output = connections.output_for_studio

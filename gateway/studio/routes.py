@@ -25,7 +25,14 @@ from gateway.studio.auth import (
 )
 from gateway.studio.models import StudioDestination, StudioSource
 from gateway.studio.schemas import health_body
-from gateway.studio.service import WEBRTC_TYPES, InvalidRequest, NotFound, Page, StudioService
+from gateway.studio.service import (
+    WEBRTC_TYPES,
+    InvalidRequest,
+    NotFound,
+    Page,
+    QuotaExceeded,
+    StudioService,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -48,7 +55,7 @@ CORS = CorsPolicy(
 
 
 def domain_errors(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Service exceptions -> the API's 400 / 404."""
+    """Service exceptions -> the API's 400 / 404 / 409."""
 
     @wraps(handler)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -58,6 +65,8 @@ def domain_errors(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R
             raise ApiError(404, str(exc), code="not_found") from None
         except InvalidRequest as exc:
             raise ApiError(400, str(exc), code="invalid_request") from None
+        except QuotaExceeded as exc:
+            raise ApiError(409, str(exc), code="quota_exceeded") from None
 
     return wrapper
 
@@ -138,6 +147,7 @@ def create_blueprint(settings: Settings) -> Blueprint:
 
     @blueprint.post("/v1/studios")
     @require("studios:write", write=True)
+    @domain_errors
     async def create_studio() -> tuple[Response, int]:
         body = schemas.parse_body(schemas.CreateStudio, await _json_body())
         studio = await studio_service().create_studio(principal().owner, body.name,

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlencode
 
 from quart import Blueprint, Response, jsonify, request
+from werkzeug.routing import BaseConverter
 
 from gateway.bodylimit import body_limit
 from gateway.clientip import request_client_ip
@@ -264,7 +265,18 @@ LINKED_PAGE = """<!doctype html>
 """
 
 
+class ConnectionIdConverter(BaseConverter):
+    """A connection id: any segment but the static `providers`, so that
+    `OPTIONS /v1/connections/providers` does not advertise the id route's DELETE."""
+
+    regex = r"(?!providers$)[^/]+"
+
+
 def register_connections(blueprint: Blueprint) -> None:
+    blueprint.record_once(
+        lambda state: state.app.url_map.converters.setdefault("connection_id",
+                                                              ConnectionIdConverter))
+
     @blueprint.get("/v1/connections")
     @require("connections:read")
     async def list_connections() -> Response:
@@ -282,7 +294,7 @@ def register_connections(blueprint: Blueprint) -> None:
                                                 body.displayName, body.rtmpUrl, body.streamKey)
         return jsonify(schemas_part2.connection_body(row)), 201
 
-    @blueprint.delete("/v1/connections/<connection_id>")
+    @blueprint.delete("/v1/connections/<connection_id:connection_id>")
     @require("connections:write", write=True)
     @domain_errors
     async def delete_connection(connection_id: str) -> Response:

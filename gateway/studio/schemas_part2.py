@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints
 
 from gateway.studio.chat import PlatformView, envelope
 from gateway.studio.models_part2 import (
@@ -22,10 +22,15 @@ ContentType = Annotated[str, StringConstraints(strip_whitespace=True, min_length
                                                max_length=100), NoNul]
 
 
+def _integral(value: Any) -> Any:
+    """JSON has one number type: 5.0 is the integer 5 (as JSON Schema's `integer` says)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 class CreateMediaUpload(_Body):
     filename: Filename
     contentType: ContentType
-    byteSize: Annotated[int, Field(ge=1)]
+    byteSize: Annotated[int, BeforeValidator(_integral), Field(ge=1)]
     folder: Name | None = None
 
 

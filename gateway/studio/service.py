@@ -19,25 +19,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from gateway.db import Database
+from gateway.egress import RTMP_SCHEMES, SRT_SCHEMES, EgressPolicy, EgressRefused
 from gateway.keys import InstanceSecret, secrets_equal
 from gateway.settings import Settings
 from gateway.studio.ids import new_id
 from gateway.studio.models import Studio, StudioDestination, StudioSource
 from gateway.studio.sealing import StreamKeySealer
 from media import MediaCore, MediaEvent, NegotiationError, TrackEnded, TrackStarted
-from media.restream import OutputPlan, Restreamer, RestreamPlan, SourcePlan
+from media.restream import OutputPlan, Resolver, Restreamer, RestreamPlan, SourcePlan
 
 log = logging.getLogger("mediagate.studio")
 
 WEBRTC_TYPES = frozenset({"webrtc-input", "webcam"})
-PULL_SCHEMES = {"rtmp": ("rtmp://", "rtmps://"), "srt": ("srt://",)}
-RTMP_SCHEMES = ("rtmp://", "rtmps://")
+PULL_SCHEMES = {"rtmp": RTMP_SCHEMES, "srt": SRT_SCHEMES}
 SOURCE_TYPE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 RESOURCE_ID = re.compile(r"^[a-z]{3}_[0-9a-f]{26}$")
-MEDIA_ASSET_ID = re.compile(r"^med_[0-9a-f]{26}$")
 
 Row = TypeVar("Row", Studio, StudioSource, StudioDestination)
 
@@ -48,6 +47,42 @@ class NotFound(Exception):
 
 class InvalidRequest(Exception):
     pass
+
+
+class QuotaExceeded(Exception):
+    """The owner (or studio) already has as many of something as the operator allows."""
+
+
+def check_quota(count: int, limit: int, what: str, setting: str) -> None:
+    if count >= limit:
+        raise QuotaExceeded(f"quota exceeded: at most {limit} {what} ({setting})")
+
+
+@dataclass
+class KeyedLocks:
+    """One asyncio lock per key (a studio, an owner's quota): count-then-insert and
+    go-live/offline do not interleave within this process."""
+
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def __call__(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+
+async def check_egress(policy: EgressPolicy, url: str, schemes: dict[str, int],
+                       field_name: str) -> None:
+    """Create/update time: the URL is of one of `schemes` and its host resolves only to
+    addresses clients may make the gateway connect to (gateway/egress.py)."""
+    try:
+        await policy.check_url(url, schemes)
+    except EgressRefused as exc:
+        raise InvalidRequest(f"{field_name}: {exc}") from None
+
+
+def pinning(policy: EgressPolicy, schemes: dict[str, int]) -> Resolver:
+    """Connect time, in the media core's threads: the URL checked again and its host
+    replaced by the address checked, so FFmpeg connects there and never looks it up again."""
+    return lambda url: policy.pin_url(url, schemes)[0]
 
 
 def write_enabled(settings: Settings) -> bool:
@@ -95,15 +130,23 @@ class StudioService:
     media: MediaCore
     broadcasts: dict[str, Restreamer] = field(default_factory=dict)
     whip_sessions: dict[str, WhipSession] = field(default_factory=dict)
-    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    egress: EgressPolicy | None = None
+    """The app's egress guard (`GatewayState.egress`); built from the settings if not given."""
+    _lock: KeyedLocks = field(default_factory=KeyedLocks)
+    _quota_lock: KeyedLocks = field(default_factory=KeyedLocks)
     _remove_listener: Any = None
     bound_output: Callable[[str, str], Awaitable[tuple[str, str] | None]] | None = None
     """(studio id, connectionId) -> the linked connection's (RTMP url, stream key), None
     when it has none; raises InvalidRequest for a connection the studio's owner lacks.
     Set by part 2 (gateway.studio.connections)."""
+    media_file: Callable[[str, str], Awaitable[Path]] | None = None
+    """(owner, asset id or objectKey) -> the file of that owner's READY media-library asset;
+    raises InvalidRequest for anything else. Set by part 2 (gateway.studio.library)."""
 
     def __post_init__(self) -> None:
         self.sealer = StreamKeySealer(self.secret)
+        self.policy = self.egress or EgressPolicy.from_cidrs(self.settings.egress_allow)
+        self._pin_rtmp = pinning(self.policy, RTMP_SCHEMES)
         self._ingest_key = self.secret.derive("studio-ingest-token")
         # This process among the replicas: the owner of the broadcasts it runs.
         self.process_id = secrets.token_hex(16)
@@ -170,7 +213,10 @@ class StudioService:
             auto_go_live=False, auto_go_offline_on_drop=False, created_at=datetime.now(UTC),
             live=False,
         )
-        async with self.db.session() as session:
+        async with self._quota_lock(f"studios/{owner}"), self.db.session() as session:
+            check_quota(await _count(session, Studio.id, Studio.owner == owner),
+                        self.settings.studio_max_studios, "studios per owner",
+                        "STUDIO_MAX_STUDIOS")
             session.add(studio)
         return studio
 
@@ -194,49 +240,43 @@ class StudioService:
             query = select(StudioSource).where(StudioSource.studio_id == studio_id)
             return await self._page(session, query, StudioSource.id, after, limit)
 
-    def _check_source_url(self, source_type: str, url: str | None) -> str | None:
+    async def _check_source_url(self, owner: str, source_type: str,
+                                url: str | None) -> str | None:
         if source_type in WEBRTC_TYPES:
             return None
         if source_type in PULL_SCHEMES:
-            if not url or not url.startswith(PULL_SCHEMES[source_type]):
-                schemes = " or ".join(PULL_SCHEMES[source_type])
-                raise InvalidRequest(f"a {source_type} source needs a url starting with {schemes}")
+            if not url:
+                raise InvalidRequest(f"a {source_type} source needs a url")
+            await check_egress(self.policy, url, PULL_SCHEMES[source_type], "url")
             return url
         if source_type == "media":
             if not url:
-                raise InvalidRequest("a media source needs a url: a file under the data dir")
-            self.media_path(url)
+                raise InvalidRequest("a media source needs a url: the id or objectKey of one "
+                                     "of your READY media-library assets")
+            await self.media_source_file(owner, url)
             return url
         return url
 
-    def media_path(self, url: str) -> Path:
-        """The file a `media` source plays: must exist under the data dir."""
-        root = self.settings.data_dir.resolve()
-        raw = url.removeprefix("file://")
-        if MEDIA_ASSET_ID.fullmatch(raw):  # a media-library asset (part 2) by its id
-            raw = f"studio/media/{raw}"
-        try:
-            path = (root / raw).resolve() if not raw.startswith("/") else Path(raw).resolve()
-        except (OSError, ValueError):
-            raise InvalidRequest("media url is not a valid path") from None
-        if not path.is_relative_to(root):
-            raise InvalidRequest("media url must be a file under the data dir")
-        if not path.is_file():
-            raise InvalidRequest("media url: no such file under the data dir")
-        return path
+    async def media_source_file(self, owner: str, url: str) -> Path:
+        """The file a `media` source plays: one of the owner's READY library assets, named
+        by its id or objectKey. The url never becomes a path itself."""
+        if self.media_file is None:
+            raise InvalidRequest("media sources need the media library")
+        return await self.media_file(owner, url)
 
     async def create_source(self, owner: str, studio_id: str, name: str, source_type: str,
                             url: str | None, active: bool | None) -> StudioSource:
         if not SOURCE_TYPE.fullmatch(source_type):
             raise InvalidRequest("type must be a lowercase word such as webrtc-input or media")
-        url = self._check_source_url(source_type, url)
         async with self.db.session() as session:
             await self._owned_studio(session, owner, studio_id)
-            existing = (await session.execute(
-                select(StudioSource.id).where(StudioSource.studio_id == studio_id).limit(1)
-            )).first()
+        url = await self._check_source_url(owner, source_type, url)
+        async with self._quota_lock(f"sources/{studio_id}"), self.db.session() as session:
+            existing = await _count(session, StudioSource.id, StudioSource.studio_id == studio_id)
+            check_quota(existing, self.settings.studio_max_sources_per_studio,
+                        "sources per studio", "STUDIO_MAX_SOURCES_PER_STUDIO")
             # The first source of a studio is its active one unless told otherwise.
-            is_active = active if active is not None else existing is None
+            is_active = active if active is not None else existing == 0
             if is_active:
                 await self._deactivate_others(session, studio_id, None)
             source = StudioSource(
@@ -259,7 +299,8 @@ class StudioService:
             await self._owned_studio(session, owner, studio_id)
             source = await self._child(session, StudioSource, studio_id, source_id, "source")
             if "url" in changes:
-                changes["url"] = self._check_source_url(source.type, changes["url"])
+                changes["url"] = await self._check_source_url(owner, source.type,
+                                                              changes["url"])
             if changes.get("active"):
                 await self._deactivate_others(session, studio_id, source.id)
             for name, value in changes.items():
@@ -303,7 +344,7 @@ class StudioService:
                 return "live"
             return "connecting" if tracks else "offline"
         if broadcast is not None and broadcast.plan.source.source_id == source.id:
-            return "live"
+            return "error" if broadcast.source_error else "live"
         return "idle"
 
     def ingest_token(self, studio_id: str, source_id: str) -> str:
@@ -322,16 +363,21 @@ class StudioService:
             query = select(StudioDestination).where(StudioDestination.studio_id == studio_id)
             return await self._page(session, query, StudioDestination.id, after, limit)
 
-    @staticmethod
-    def _check_rtmp_url(url: str | None) -> None:
-        if url is not None and not url.startswith(RTMP_SCHEMES):
-            raise InvalidRequest("rtmpUrl must start with rtmp:// or rtmps://")
+    async def _check_destination(self, studio_id: str, fields: dict[str, Any]) -> None:
+        if fields.get("rtmp_url") is not None:
+            await check_egress(self.policy, fields["rtmp_url"], RTMP_SCHEMES, "rtmpUrl")
+        if fields.get("connection_id") and self.bound_output is not None:
+            bound = await self.bound_output(studio_id, fields["connection_id"])
+            if bound is not None:
+                await check_egress(self.policy, bound[0], RTMP_SCHEMES, "connectionId")
 
     async def create_destination(self, owner: str, studio_id: str, fields: dict[str, Any],
                                  stream_key: str | None) -> StudioDestination:
-        self._check_rtmp_url(fields.get("rtmp_url"))
         if fields.get("connection_id") and (fields.get("rtmp_url") or stream_key):
             raise InvalidRequest("connectionId is mutually exclusive with rtmpUrl and streamKey")
+        async with self.db.session() as session:
+            await self._owned_studio(session, owner, studio_id)
+        await self._check_destination(studio_id, fields)
         destination = StudioDestination(
             id=new_id("dst"), studio_id=studio_id, created_at=datetime.now(UTC),
             enabled=True, vertical=False,
@@ -341,10 +387,12 @@ class StudioService:
                 setattr(destination, name, value)
         if stream_key:
             destination.stream_key_sealed = self.sealer.seal(destination.id, stream_key)
-        async with self.db.session() as session:
-            await self._owned_studio(session, owner, studio_id)
-            if destination.connection_id and self.bound_output is not None:
-                await self.bound_output(studio_id, destination.connection_id)
+        async with self._quota_lock(f"destinations/{studio_id}"), \
+                self.db.session() as session:
+            check_quota(await _count(session, StudioDestination.id,
+                                     StudioDestination.studio_id == studio_id),
+                        self.settings.studio_max_destinations_per_studio,
+                        "destinations per studio", "STUDIO_MAX_DESTINATIONS_PER_STUDIO")
             session.add(destination)
         await self._sync_output(destination, stream_key)
         return destination
@@ -362,12 +410,14 @@ class StudioService:
         if not destination.enabled or not url:
             await broadcast.remove_output(destination.id)
             return
-        await broadcast.add_output(OutputPlan(destination.id, url, stream_key))
+        await broadcast.add_output(OutputPlan(destination.id, url, stream_key, self._pin_rtmp))
 
     async def update_destination(self, owner: str, studio_id: str, destination_id: str,
                                  fields: dict[str, Any],
                                  stream_key: str | None) -> StudioDestination:
-        self._check_rtmp_url(fields.get("rtmp_url"))
+        async with self.db.session() as session:
+            await self._owned_studio(session, owner, studio_id)
+        await self._check_destination(studio_id, fields)
         async with self.db.session() as session:
             await self._owned_studio(session, owner, studio_id)
             destination = await self._child(
@@ -464,9 +514,6 @@ class StudioService:
 
     # -- go-live --------------------------------------------------------------------------
 
-    def _lock(self, studio_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(studio_id, asyncio.Lock())
-
     async def go_live(self, owner: str, studio_id: str) -> tuple[str, list[str]]:
         async with self._lock(studio_id):
             async with self.db.session() as session:
@@ -497,6 +544,7 @@ class StudioService:
 
     async def _start_broadcast(self, studio_id: str) -> tuple[str, list[str]]:
         async with self.db.session() as session:
+            studio = await session.get(Studio, studio_id)
             source = (await session.execute(
                 select(StudioSource).where(
                     StudioSource.studio_id == studio_id, StudioSource.active.is_(True)
@@ -508,8 +556,9 @@ class StudioService:
                     StudioDestination.enabled.is_(True),
                 ).order_by(StudioDestination.id)
             )).scalars())
-        if source is None:
+        if studio is None or source is None:
             raise InvalidRequest("the studio has no active source")
+        source_plan = await self._source_plan(studio.owner, source)
         outputs = []
         for destination in destinations:
             url = destination.rtmp_url
@@ -521,13 +570,13 @@ class StudioService:
                         studio_id, destination.connection_id) or (None, None)
             if not url:
                 continue
-            outputs.append(OutputPlan(destination.id, url, key))
+            outputs.append(OutputPlan(destination.id, url, key, self._pin_rtmp))
         if not outputs:
             raise InvalidRequest("the studio has no enabled destination with an rtmpUrl")
         plan = RestreamPlan(
             studio_id=studio_id,
             stream_id=new_id("enc"),
-            source=self._source_plan(source),
+            source=source_plan,
             outputs=outputs,
             backoff_initial=self.settings.studio_restream_backoff_initial,
             backoff_max=self.settings.studio_restream_backoff_max,
@@ -552,13 +601,18 @@ class StudioService:
                  studio_id, plan.stream_id, len(outputs))
         return plan.stream_id, broadcast.destination_ids
 
-    def _source_plan(self, source: StudioSource) -> SourcePlan:
+    async def _source_plan(self, owner: str, source: StudioSource) -> SourcePlan:
         if source.type in WEBRTC_TYPES:
             return SourcePlan(source.id, "tracks", ingest_prefix(source.studio_id, source.id))
-        if source.type == "media":
-            return SourcePlan(source.id, "file", str(self.media_path(source.url or "")), loop=True)
+        if source.type == "media":  # resolved again: the asset may be gone since
+            try:
+                path = await self.media_source_file(owner, source.url or "")
+            except InvalidRequest as exc:
+                raise InvalidRequest(f"the active media source cannot play: {exc}") from None
+            return SourcePlan(source.id, "file", str(path), loop=True)
         if source.type in PULL_SCHEMES and source.url:
-            return SourcePlan(source.id, "pull", source.url)
+            return SourcePlan(source.id, "pull", source.url,
+                              resolve=pinning(self.policy, PULL_SCHEMES[source.type]))
         raise InvalidRequest(f"cannot go live from a {source.type} source")
 
     async def _first_live(self, studio_id: str, stream_id: str) -> None:
@@ -682,6 +736,10 @@ def _fresh(heartbeat: datetime | None) -> bool:
     if heartbeat.tzinfo is None:  # SQLite returns naive UTC
         heartbeat = heartbeat.replace(tzinfo=UTC)
     return (datetime.now(UTC) - heartbeat).total_seconds() < STALE_SECONDS
+
+
+async def _count(session: Any, column: Any, *where: Any) -> int:
+    return int((await session.execute(select(func.count(column)).where(*where))).scalar_one())
 
 
 def ingest_prefix(studio_id: str, source_id: str) -> str:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from quart import Quart
@@ -19,7 +20,8 @@ from tests import contract
 
 @pytest.fixture
 def studio_env() -> dict[str, str]:
-    return {"STUDIO_RATE_LIMIT_RPS": "0"}
+    # Local RTMP servers and sinks on 127.0.0.1: the egress guard refuses loopback otherwise.
+    return {"STUDIO_RATE_LIMIT_RPS": "0", "MEDIAGATE_EGRESS_ALLOW": "127.0.0.0/8"}
 
 
 @pytest.fixture
@@ -70,6 +72,22 @@ async def studio(app: Quart) -> AsyncIterator[StudioClient]:
 async def make_key(app: Quart, owner: str, scopes: list[str] | tuple[str, ...]) -> str:
     db = app.extensions[EXTENSION].db
     return (await apikeys.create_key(db, owner, scopes)).key
+
+
+async def upload_media(app: Quart, studio: StudioClient, key: str, data: bytes,
+                       content_type: str = "video/mp4") -> dict[str, Any]:
+    """Reserve, upload and probe one media-library asset; the upload reply (assetId,
+    objectKey, ...). `media` sources name such an asset."""
+    reply = await studio.call("POST", "/v1/media", key=key, json_body={
+        "filename": "clip", "contentType": content_type, "byteSize": len(data)})
+    assert reply.status == 201, reply.body
+    upload: dict[str, Any] = reply.json()
+    parts = urlsplit(upload["uploadUrl"])
+    put = await studio.call("PUT", f"{parts.path}?{parts.query}", data=data,
+                            headers={"Content-Type": content_type})
+    assert put.status == 200, put.body
+    await app.extensions[EXTENSION].services["studio.library"].wait_idle()
+    return upload
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -22,6 +23,7 @@ ADMIN_KEY = "sk_live_golive_" + "c3" * 12
 
 def start_gateway(data_dir: Path, **env: str) -> RunningServer:
     base = {"MEDIAGATE_BOOTSTRAP_API_KEY": ADMIN_KEY, "STUDIO_RATE_LIMIT_RPS": "0",
+            "MEDIAGATE_EGRESS_ALLOW": "127.0.0.0/8",
             "STUDIO_RESTREAM_BACKOFF_INITIAL": "0.5", "STUDIO_RESTREAM_BACKOFF_MAX": "2"}
     return start_server(data_dir, env=base | env, ready_path="/v1/health")
 
@@ -56,6 +58,24 @@ class Api:
             for i, (url, key) in enumerate(destinations)
         ]
         return sid, src["id"], dids
+
+    def upload_clip(self, clip: Path) -> str:
+        """Upload a file to the media library and wait until it is READY; its asset id."""
+        data = clip.read_bytes()
+        upload = self("POST", "/v1/media", {"filename": clip.name, "contentType": "video/mp4",
+                                            "byteSize": len(data)}, expect=201).json()
+        reply = httpx.put(upload["uploadUrl"], content=data, timeout=30,
+                          headers={"Content-Type": "video/mp4"})
+        contract.check("studio", "PUT", urlsplit(upload["uploadUrl"]).path, reply)
+        assert reply.status_code == 200
+        asset_id: str = upload["assetId"]
+
+        def ready() -> bool:
+            assets = self("GET", "/v1/media?limit=200", expect=200).json()["data"]
+            return any(a["id"] == asset_id and a["status"] == "READY" for a in assets)
+
+        self.wait_for(ready, 30, "the clip probed")
+        return asset_id
 
     def statuses(self, sid: str) -> dict[str, tuple[str, str | None]]:
         data = self("GET", f"/v1/studios/{sid}/destinations", expect=200).json()["data"]

@@ -32,7 +32,7 @@ def provider() -> Iterator[Provider]:
 
 @pytest.fixture
 def studio_env(provider: Provider) -> dict[str, str]:
-    return {"STUDIO_RATE_LIMIT_RPS": "0",
+    return {"STUDIO_RATE_LIMIT_RPS": "0", "MEDIAGATE_EGRESS_ALLOW": "127.0.0.0/8",
             "STUDIO_OAUTH_PROVIDERS": json.dumps({"testtv": provider.config()})}
 
 

@@ -7,31 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-
-import httpx
 
 from gateway.studio import signing
-from tests import contract
 from tests.studio.live_helpers import Api, make_clip, start_gateway
 from tests.studio.receiver import receiver
 from tests.studio.rtmp import NginxRtmp
 
 SECRET = "lifecycle-secret-" + "a1" * 8
-
-
-def _upload_clip(api: Api, clip: Path) -> dict[str, Any]:
-    data = clip.read_bytes()
-    upload = api("POST", "/v1/media", {"filename": "clip.mp4", "contentType": "video/mp4",
-                                       "byteSize": len(data)}, expect=201).json()
-    reply = httpx.put(upload["uploadUrl"], content=data, timeout=30,
-                      headers={"Content-Type": "video/mp4"})
-    parts = urlsplit(upload["uploadUrl"])
-    contract.check("studio", "PUT", parts.path, reply)
-    assert reply.status_code == 200
-    api.wait_for(lambda: api("GET", "/v1/media", expect=200).json()["data"][0]["status"]
-                 == "READY", 20, "the clip probed")
-    return dict(upload)
 
 
 def test_lifecycle_events_reach_a_subscriber(tmp_path: Path) -> None:
@@ -43,14 +25,14 @@ def test_lifecycle_events_reach_a_subscriber(tmp_path: Path) -> None:
             api("POST", "/v1/webhooks", {"url": hook.url, "secret": SECRET, "events": [
                 "stream.live", "stream.offline", "source.status_changed",
                 "destination.status_changed"]}, expect=201)
-            upload = _upload_clip(api, make_clip(tmp_path / "clip.mp4", seconds=2,
+            asset_id = api.upload_clip(make_clip(tmp_path / "clip.mp4", seconds=2,
                                                  size="320x240"))
             connection = api("POST", "/v1/connections", {
                 "connectionType": "manual", "platform": "custom", "displayName": "nginx",
                 "rtmpUrl": nginx.url, "streamKey": "events"}, expect=201).json()
             sid = api("POST", "/v1/studios", {"name": "live"}, expect=201).json()["id"]
             src = api("POST", f"/v1/studios/{sid}/sources", {
-                "name": "library clip", "type": "media", "url": upload["assetId"]},
+                "name": "library clip", "type": "media", "url": asset_id},
                 expect=201).json()["id"]
             dst = api("POST", f"/v1/studios/{sid}/destinations", {
                 "name": "bound", "platform": "custom", "connectionId": connection["id"]},

@@ -24,8 +24,8 @@ def test_media_source_goes_live_with_codec_copy(tmp_path: Path) -> None:
     server = start_gateway(tmp_path / "data")
     api = Api(server)
     try:
-        make_clip(server.data_dir / "clip.mp4", size="1280x720")
-        sid, _, dids = api.studio_with({"name": "loop", "type": "media", "url": "clip.mp4"},
+        clip = api.upload_clip(make_clip(tmp_path / "clip.mp4", size="1280x720"))
+        sid, _, dids = api.studio_with({"name": "loop", "type": "media", "url": clip},
                                        [(nginx.url, "copy-one"), (nginx.url, "copy-two")])
         requested = time.monotonic()
         result = api("POST", f"/v1/studios/{sid}/go-live", expect=200).json()

@@ -175,6 +175,8 @@ async def test_too_large_or_short_bodies_leave_nothing(app: Quart, studio: Studi
     assert listed[upload["assetId"]]["status"] == "UPLOADING"
 
 
+@pytest.mark.parametrize("studio_env", [{"STUDIO_RATE_LIMIT_RPS": "0",
+                                         "STUDIO_MAX_PENDING_UPLOADS": "10"}])
 async def test_reserve_validation_listing_scopes_and_ownership(app: Quart, studio: StudioClient,
                                                                admin_key: str) -> None:
     for bad in ({}, {"filename": "a", "contentType": "video/mp4"},

@@ -23,9 +23,9 @@ def test_dropped_destination_errors_recovers_and_keys_never_leak(tmp_path: Path)
     gateway = start_gateway(tmp_path / "data", MEDIAGATE_LOG_LEVEL="DEBUG")
     api = Api(gateway)
     try:
-        make_clip(gateway.data_dir / "clip.mp4", seconds=3, size="320x240")
+        clip = api.upload_clip(make_clip(tmp_path / "clip.mp4", seconds=3, size="320x240"))
         sid, _, (dest_a, dest_b, dest_dead) = api.studio_with(
-            {"name": "loop", "type": "media", "url": "clip.mp4"},
+            {"name": "loop", "type": "media", "url": clip},
             [(server_a.url, KEY_A), (server_b.url, KEY_OLD),
              (f"rtmp://127.0.0.1:{dead_port}/live", KEY_DEAD)])
         patched = api("PATCH", f"/v1/studios/{sid}/destinations/{dest_b}",

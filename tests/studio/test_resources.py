@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import base64
 
+import pytest
 from quart import Quart
 
 from gateway.settings import Settings
 from gateway.state import EXTENSION
-from tests.studio.conftest import StudioClient, make_key
+from tests.studio.conftest import StudioClient, make_key, upload_media
+from tests.studio.media_files import mp4_bytes
 
 
+@pytest.mark.parametrize("studio_env", [{"STUDIO_RATE_LIMIT_RPS": "0",
+                                         "STUDIO_MAX_STUDIOS": "200"}])
 async def test_pagination_walks_120_studios_exactly_once(app: Quart, studio: StudioClient,
                                                         admin_key: str) -> None:
     svc = app.extensions[EXTENSION].services["studio"]
@@ -82,8 +86,8 @@ async def test_studio_fields_and_patch(studio: StudioClient, admin_key: str) -> 
                               check=False)).status == 405
 
 
-async def test_sources_crud_and_one_active(settings: Settings, studio: StudioClient,
-                                           admin_key: str) -> None:
+async def test_sources_crud_and_one_active(app: Quart, settings: Settings,
+                                           studio: StudioClient, admin_key: str) -> None:
     sid = (await studio.call("POST", "/v1/studios", key=admin_key,
                              json_body={"name": "s"})).json()["id"]
     base = f"/v1/studios/{sid}/sources"
@@ -100,13 +104,15 @@ async def test_sources_crud_and_one_active(settings: Settings, studio: StudioCli
     listed = (await studio.call("GET", base, key=admin_key)).json()["data"]
     assert {s["id"]: s["active"] for s in listed} == {cam_body["id"]: False,
                                                       pull.json()["id"]: True}
-    settings.data_dir.joinpath("clip.mp4").write_bytes(b"\x00" * 16)
-    media = await studio.call("POST", base, key=admin_key,
-                              json_body={"name": "loop", "type": "media", "url": "clip.mp4"})
+    upload = await upload_media(app, studio, admin_key, mp4_bytes())
+    media = await studio.call("POST", base, key=admin_key, json_body={
+        "name": "loop", "type": "media", "url": upload["assetId"]})
     assert media.status == 201 and media.json()["active"] is False
+    settings.data_dir.joinpath("clip.mp4").write_bytes(b"\x00" * 16)
     for bad in ({"name": "x", "type": "media", "url": "/etc/passwd"},
                 {"name": "x", "type": "media", "url": "../secret_key"},
                 {"name": "x", "type": "media", "url": "missing.mp4"},
+                {"name": "x", "type": "media", "url": "clip.mp4"},  # a file, not an asset
                 {"name": "x", "type": "media"},
                 {"name": "x", "type": "rtmp", "url": "http://example.com"},
                 {"name": "x", "type": "srt"},

@@ -8,21 +8,24 @@ import socket
 import time
 
 import pytest
+from quart import Quart
 
 from gateway.settings import Settings
-from tests.studio.conftest import StudioClient
+from tests.studio.conftest import StudioClient, upload_media
 from tests.studio.live_helpers import make_clip
 
 
 @pytest.fixture
 def studio_env() -> dict[str, str]:
-    return {"STUDIO_RATE_LIMIT_RPS": "0", "STUDIO_RESTREAM_CONNECT_TIMEOUT": "2"}
+    return {"STUDIO_RATE_LIMIT_RPS": "0", "STUDIO_RESTREAM_CONNECT_TIMEOUT": "2",
+            "MEDIAGATE_EGRESS_ALLOW": "127.0.0.0/8"}
 
 
-async def test_silent_server_times_out(settings: Settings, studio: StudioClient,
+async def test_silent_server_times_out(app: Quart, settings: Settings, studio: StudioClient,
                                        admin_key: str) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    await asyncio.to_thread(make_clip, settings.data_dir / "clip.mp4", 2, "160x120")
+    clip = await asyncio.to_thread(make_clip, settings.data_dir / "clip.mp4", 2, "160x120")
+    asset_id = (await upload_media(app, studio, admin_key, clip.read_bytes()))["assetId"]
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(4)
@@ -30,7 +33,7 @@ async def test_silent_server_times_out(settings: Settings, studio: StudioClient,
         sid = (await studio.call("POST", "/v1/studios", key=admin_key,
                                  json_body={"name": "s"})).json()["id"]
         await studio.call("POST", f"/v1/studios/{sid}/sources", key=admin_key,
-                          json_body={"name": "clip", "type": "media", "url": "clip.mp4"})
+                          json_body={"name": "clip", "type": "media", "url": asset_id})
         await studio.call("POST", f"/v1/studios/{sid}/destinations", key=admin_key, json_body={
             "name": "silent", "platform": "custom",
             "rtmpUrl": f"rtmp://127.0.0.1:{silent.getsockname()[1]}/live", "streamKey": "k"})
@@ -55,7 +58,7 @@ async def test_silent_server_times_out(settings: Settings, studio: StudioClient,
         first = (await studio.call("POST", f"/v1/studios/{sid}/go-live", key=admin_key)).json()
         other = (await studio.call("POST", f"/v1/studios/{sid}/sources", key=admin_key,
                                    json_body={"name": "again", "type": "media",
-                                              "url": "clip.mp4"})).json()["id"]
+                                              "url": asset_id})).json()["id"]
         await studio.call("PATCH", f"/v1/studios/{sid}/sources/{other}", key=admin_key,
                           json_body={"active": True})
         status = (await studio.call("GET", f"/v1/studios/{sid}/stream-status",

@@ -23,7 +23,8 @@ from tests.studio.conftest import StudioClient
 async def test_service_storage(database_url: str, tmp_path: Path) -> None:
     await asyncio.to_thread(upgrade, database_url)
     db = Database(database_url)
-    settings = Settings.from_env({"MEDIAGATE_DATA_DIR": str(tmp_path)})
+    settings = Settings.from_env({"MEDIAGATE_DATA_DIR": str(tmp_path),
+                                  "MEDIAGATE_EGRESS_ALLOW": "127.0.0.0/8"})
     svc = StudioService(settings, db, load_or_create_secret(tmp_path, None), MediaCore())
     try:
         issued = await apikeys.create_key(db, "olga", ["studios:read", "stream:read"])
@@ -48,7 +49,7 @@ async def test_service_storage(database_url: str, tmp_path: Path) -> None:
         listed = await svc.list_sources("olga", ids[0], None, 10)
         assert {s.id: s.active for s in listed.items} == {a.id: False, b.id: True}
         dest = await svc.create_destination(
-            "olga", ids[0], {"name": "d", "platform": "p", "rtmp_url": "rtmp://h/app"},
+            "olga", ids[0], {"name": "d", "platform": "p", "rtmp_url": "rtmp://127.0.0.1/app"},
             "the-stream-key-123")
         async with db.session() as session:
             sealed = (await session.execute(text(
@@ -64,7 +65,7 @@ class TestOverHttpOnPostgres:
     @pytest.fixture
     def studio_env(self, postgres: PostgresServer) -> dict[str, str]:
         return {"MEDIAGATE_DATABASE_URL": postgres.create_database(),
-                "STUDIO_RATE_LIMIT_RPS": "0"}
+                "STUDIO_RATE_LIMIT_RPS": "0", "MEDIAGATE_EGRESS_ALLOW": "127.0.0.0/8"}
 
     async def test_odd_input_is_400_or_404_never_500(self, studio: StudioClient,
                                                      admin_key: str) -> None:
@@ -89,11 +90,10 @@ async def test_replicas_share_live_state(database_url: str, tmp_path: Path) -> N
     """Two gateway processes on one database: one runs the broadcast, both see it, either
     can end it, and a replica that died stops counting as live."""
     from gateway.studio import service as service_module
-    from tests.studio.live_helpers import make_clip
 
     await asyncio.to_thread(upgrade, database_url)
-    await asyncio.to_thread(make_clip, tmp_path / "clip.mp4", 1, "160x120")
-    settings = Settings.from_env({"MEDIAGATE_DATA_DIR": str(tmp_path)})
+    settings = Settings.from_env({"MEDIAGATE_DATA_DIR": str(tmp_path),
+                                  "MEDIAGATE_EGRESS_ALLOW": "127.0.0.0/8"})
     secret = load_or_create_secret(tmp_path, None)
     db_one, db_two = Database(database_url), Database(database_url)
     one = StudioService(settings, db_one, secret, MediaCore())
@@ -102,7 +102,7 @@ async def test_replicas_share_live_state(database_url: str, tmp_path: Path) -> N
     await two.start()
     try:
         studio = await one.create_studio("rita", "shared", None)
-        await one.create_source("rita", studio.id, "clip", "media", "clip.mp4", True)
+        await one.create_source("rita", studio.id, "cam", "webrtc-input", None, True)
         await one.create_destination("rita", studio.id, {
             "name": "d", "platform": "p", "rtmp_url": "rtmp://127.0.0.1:9/live"}, "k")
         stream_id, ids = await one.go_live("rita", studio.id)

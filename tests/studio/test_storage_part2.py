@@ -103,16 +103,17 @@ async def test_chat_and_webhook_storage(database_url: str, tmp_path: Path) -> No
 async def test_connection_storage_and_refresh_claims(database_url: str, tmp_path: Path) -> None:
     await asyncio.to_thread(upgrade, database_url)
     db = Database(database_url)
-    settings = Settings.from_env({"MEDIAGATE_DATA_DIR": str(tmp_path)})
+    settings = Settings.from_env({"MEDIAGATE_DATA_DIR": str(tmp_path),
+                                  "MEDIAGATE_EGRESS_ALLOW": "127.0.0.0/8"})
     secret = load_or_create_secret(tmp_path, None)
     one = ConnectionService(settings, db, secret)
     other = ConnectionService(settings, db, secret)  # another replica
     try:
-        row = await one.create_manual("olga", "custom", "Mine", "rtmps://h/app", "key-123")
+        row = await one.create_manual("olga", "custom", "Mine", "rtmps://127.0.0.1/app", "key-123")
         page = await one.list("olga", None, 10)
         assert [c.id for c in page.items] == [row.id] and page.next_key is None
         assert "key-123" not in (row.stream_key_sealed or "")
-        assert await other.resolve_output("olga", row.id) == ("rtmps://h/app", "key-123")
+        assert await other.resolve_output("olga", row.id) == ("rtmps://127.0.0.1/app", "key-123")
         now = datetime.now(UTC)
         assert await one._claim(row.id, now)
         assert not await other._claim(row.id, now)  # held by the first replica
