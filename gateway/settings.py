@@ -277,6 +277,8 @@ class Settings(BaseModel):
     studio_webhook_backoff_max: float = Field(
         60.0, alias="STUDIO_WEBHOOK_BACKOFF_MAX", gt=0, le=3600
     )
+    studio_max_webhooks: int = Field(25, alias="STUDIO_MAX_WEBHOOKS", ge=1, le=10000)
+    """Webhooks one owner may have."""
     studio_oauth_providers: Annotated[
         dict[str, StudioOAuthProvider], BeforeValidator(_parse_oauth_providers)
     ] = Field(default_factory=dict, alias="STUDIO_OAUTH_PROVIDERS")

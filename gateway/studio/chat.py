@@ -13,17 +13,22 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db import Database
+from gateway.egress import DELIVERY_FAILED
 from gateway.keys import InstanceSecret, secrets_equal
 from gateway.settings import Settings
+from gateway.studio import signing
 from gateway.studio.chat_adapters import (
     ChatAdapter,
     ChatEnvelope,
@@ -35,12 +40,21 @@ from gateway.studio.chat_adapters import (
 from gateway.studio.chat_adapters.builtin import PLATFORM as BUILTIN
 from gateway.studio.ids import new_id
 from gateway.studio.models import Studio
-from gateway.studio.models_part2 import StudioChatMessage, StudioChatPlatform
+from gateway.studio.models_part2 import (
+    StudioChatMessage,
+    StudioChatPlatform,
+    StudioInboundSignature,
+)
 from gateway.studio.sealbox import SealBox
 from gateway.studio.service import RESOURCE_ID, InvalidRequest, NotFound
 from gateway.studio.webhooks import WebhookService, check_secret, check_url, iso_now
 
+log = logging.getLogger("mediagate.studio.chat")
+
 MAX_TEXT = 2000
+REPLAY_MEMORY = timedelta(seconds=2 * signing.TOLERANCE_SECONDS)
+"""How long past its timestamp an accepted signature is remembered: the whole window in
+which it verifies, plus as much again for clocks that differ between replicas."""
 FOLLOW_POLL_SECONDS = 1.0
 PLATFORM_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,59}$")
 
@@ -152,6 +166,8 @@ class ChatService:
         if adapter is None:
             raise NotFound(f"no chat platform named {platform!r}")
         await self._studio(studio_id, owner)
+        if changes.get("url") is not None:
+            await check_url(self.webhooks.egress, changes["url"])
         now = datetime.now(UTC)
         async with self.db.session() as session:
             row = (await session.execute(select(StudioChatPlatform).where(
@@ -163,7 +179,7 @@ class ChatService:
                                          updated_at=now)
                 session.add(row)
             if "url" in changes:
-                row.url = check_url(changes["url"]) if changes["url"] is not None else None
+                row.url = changes["url"]
             if changes.get("secret") is not None:
                 row.secret_sealed = self.box.seal(row.id, check_secret(changes["secret"]))
             if changes.get("enabled") is not None:
@@ -204,15 +220,15 @@ class ChatService:
 
     async def _store(self, studio: Studio, platform: str, direction: str,
                      author_id: str | None, author_name: str, text: str,
-                     deliveries: list[Delivery] | None = None) -> StudioChatMessage:
+                     inbound: InboundMessage | None = None) -> StudioChatMessage:
         message = StudioChatMessage(
             id=new_id("msg"), studio_id=studio.id, platform=platform, direction=direction,
             author_id=author_id, author_display_name=author_name[:200], text=text,
             created_at=datetime.now(UTC),
-            deliveries=None if deliveries is None else
-            json.dumps([d.as_json() for d in deliveries]),
         )
         async with self.db.session() as session:
+            if inbound is not None and inbound.replay_key is not None:
+                await self._remember(session, studio.id, platform, inbound)
             session.add(message)
         self._wake(studio.id)
         await self.webhooks.emit(studio.owner, "chat.message", envelope(message).as_json())
@@ -243,7 +259,10 @@ class ChatService:
                 await self.adapters[name].deliver(await self._target(studio_id, name, row),
                                                   outgoing)
             except DeliveryFailed as exc:
-                return Delivery(name, False, str(exc))
+                # What answered (or did not) stays in the log: to the caller every failure
+                # reads the same, or this would be a port scanner.
+                log.info("chat %s: delivery to %s failed: %s", studio_id, name, exc)
+                return Delivery(name, False, DELIVERY_FAILED)
             return Delivery(name, True)
 
         deliveries = list(await asyncio.gather(*(deliver(n, r) for n, r in chosen.items())))
@@ -276,7 +295,23 @@ class ChatService:
         message: InboundMessage = adapter.parse_inbound(
             await self._target(studio_id, platform, row), headers, body)
         return await self._store(studio, platform, "in", message.author_id,
-                                 message.author_display_name, message.text)
+                                 message.author_display_name, message.text, message)
+
+    async def _remember(self, session: AsyncSession, studio_id: str, platform: str,
+                        message: InboundMessage) -> None:
+        """Refuse a signed request accepted before (on any replica), else remember it, in
+        the transaction that stores the message."""
+        now = datetime.now(UTC)
+        await session.execute(delete(StudioInboundSignature)
+                              .where(StudioInboundSignature.expires_at < now))
+        key = f"{studio_id}/{platform}/{message.replay_key}".encode()
+        signed_at = datetime.fromtimestamp(message.signed_at or now.timestamp(), UTC)
+        session.add(StudioInboundSignature(digest=hashlib.sha256(key).hexdigest(),
+                                           expires_at=signed_at + REPLAY_MEMORY))
+        try:
+            await session.flush()
+        except IntegrityError:
+            raise InboundRejected(signing.REJECTED, unauthenticated=True) from None
 
     # -- following (the built-in page) ----------------------------------------------------
 

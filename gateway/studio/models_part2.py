@@ -143,3 +143,42 @@ class StudioOAuthState(Base):
     code_verifier_sealed: Mapped[str] = mapped_column(Text)
     redirect_to: Mapped[str | None] = mapped_column(Text, nullable=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StudioWebhookDelivery(Base):
+    """The webhook outbox: one event for one webhook, until it is taken or given up on.
+
+    Any replica's worker claims a due row (`claimed_by` / `claimed_until`, a lease that
+    outlives one attempt), POSTs it, then deletes it or schedules the next attempt.
+    """
+
+    __tablename__ = "studio_webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "event_id"),
+        Index("ix_studio_webhook_deliveries_next_attempt_at", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("studio_webhooks.id", ondelete="CASCADE")
+    )
+    event_id: Mapped[str] = mapped_column(String(40))
+    """The id receivers see (`X-Mediagate-Delivery` and the body's `id`) on every attempt."""
+    event: Mapped[str] = mapped_column(String(60))
+    body: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                           nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StudioInboundSignature(Base):
+    """A signed inbound chat request already accepted: refused if it comes again before
+    `expires_at` (the primary key makes two replicas racing on one replay safe)."""
+
+    __tablename__ = "studio_inbound_signatures"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -18,8 +18,6 @@ if TYPE_CHECKING:
 
 
 async def start_part2(state: GatewayState) -> None:
-    import httpx
-
     from gateway.studio.chat import ChatService
     from gateway.studio.chat_adapters import default_adapters
     from gateway.studio.connections import ConnectionService
@@ -31,9 +29,11 @@ async def start_part2(state: GatewayState) -> None:
     await library.start()
     state.services["studio.library"] = library
     state.services["studio"].media_file = library.playable
-    http = httpx.AsyncClient(follow_redirects=False)
+    # Webhooks and chat platforms POST to client-supplied URLs: only through the egress guard.
+    http = state.egress.http_client()
     state.services["studio.http"] = http
-    webhooks = WebhookService(state.settings, state.db, state.secret, http)
+    webhooks = WebhookService(state.settings, state.db, state.secret, state.egress, http)
+    webhooks.start()
     state.services["studio.webhooks"] = webhooks
     chat = ChatService(state.settings, state.db, state.secret, webhooks, default_adapters(http))
     state.services["studio.chat"] = chat

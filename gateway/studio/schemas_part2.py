@@ -62,6 +62,8 @@ ChatText = Annotated[str, StringConstraints(min_length=1, max_length=2000), NoNu
 PlatformName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
                                                 max_length=60), NoNul]
 Secret = Annotated[str, StringConstraints(min_length=16, max_length=500), NoNul]
+DeliveryUrl = Annotated[str, StringConstraints(max_length=2000, pattern=r"^https?://."), NoNul]
+"""Where webhooks and chat platforms are POSTed: as sent (no trimming), then egress-checked."""
 
 
 class SendChatMessage(_Body):
@@ -76,7 +78,7 @@ class ViewerChatMessage(_Body):
 
 class ConfigureChatPlatform(_Body):
     enabled: bool | None = None
-    url: Url | None = None
+    url: DeliveryUrl | None = None
     secret: Secret | None = None
 
 
@@ -97,7 +99,7 @@ def chat_platform_body(view: PlatformView, page_url: str | None) -> dict[str, An
 
 
 class CreateWebhook(_Body):
-    url: Url
+    url: DeliveryUrl
     events: Annotated[list[PlatformName], Field(min_length=1, max_length=10)]
     secret: Secret
     enabled: bool | None = None

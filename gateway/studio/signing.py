@@ -2,7 +2,8 @@
 
 v1 is HMAC-SHA256 over `<t>.<raw body>` with the endpoint's shared secret (the scheme
 Stripe and GitHub users know). Receivers check it and reject timestamps outside a
-tolerance, which stops replays.
+tolerance; within it, the gateway's own inbound route also refuses a signature it has
+already accepted (see `chat.ChatService.receive_inbound`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from gateway.keys import secrets_equal
 
 HEADER = "X-Mediagate-Signature"
 TOLERANCE_SECONDS = 300
+REJECTED = f"missing or invalid {HEADER}"
+"""The one answer to a request that is unsigned, wrongly signed, too old or a replay."""
 
 
 def signature_header(secret: str, body: bytes, timestamp: int | None = None) -> str:
@@ -23,17 +26,24 @@ def signature_header(secret: str, body: bytes, timestamp: int | None = None) -> 
     return f"t={t},v1={digest}"
 
 
+def verified_at(secret: str, body: bytes, header: str | None,
+                tolerance: int = TOLERANCE_SECONDS) -> int | None:
+    """The signed timestamp, when `header` signs `body` with `secret` within `tolerance`."""
+    if not header:
+        return None
+    pairs = [p.split("=", 1) for p in header.split(",") if "=" in p]
+    try:
+        t = int(dict(pairs).get("t", ""))
+    except ValueError:
+        return None
+    if abs(time.time() - t) > tolerance:
+        return None
+    expected = signature_header(secret, body, t).split("v1=", 1)[1]
+    if any(k == "v1" and secrets_equal(v, expected) for k, v in pairs):
+        return t
+    return None
+
+
 def verify(secret: str, body: bytes, header: str | None,
            tolerance: int = TOLERANCE_SECONDS) -> bool:
-    if not header:
-        return False
-    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
-    try:
-        t = int(parts.get("t", ""))
-    except ValueError:
-        return False
-    if abs(time.time() - t) > tolerance:
-        return False
-    expected = signature_header(secret, body, t).split("v1=", 1)[1]
-    return any(secrets_equal(v, expected) for k, v in
-               (p.split("=", 1) for p in header.split(",") if "=" in p) if k == "v1")
+    return verified_at(secret, body, header, tolerance) is not None

@@ -1,51 +1,55 @@
-"""Event webhooks: an owner's subscriptions, and signed deliveries retried with backoff.
+"""Event webhooks: an owner's subscriptions, and the events queued for them.
 
 Each event is POSTed as `{"id", "type", "createdAt", "data"}` with
 `X-Mediagate-Signature` (see `signing`), `X-Mediagate-Event` and `X-Mediagate-Delivery`
-(the event id, the same on every retry so receivers can de-duplicate). A non-2xx answer or
-a network error is retried after 1 s, 2 s, 4 s ... (STUDIO_WEBHOOK_RETRIES,
-STUDIO_WEBHOOK_BACKOFF_INITIAL / _MAX). Deliveries run in the process that saw the event.
+(the event id, the same on every retry so receivers can de-duplicate). Deliveries go
+through the database outbox (`outbox.py`), so retries survive restarts and any replica
+may send them. URLs pass the egress guard when they are stored and again on every connect.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import func, select
 
 from gateway.db import Database
+from gateway.egress import HTTP_SCHEMES, EgressPolicy, EgressRefused
 from gateway.keys import InstanceSecret
 from gateway.settings import Settings
-from gateway.studio import signing
 from gateway.studio.ids import new_id
-from gateway.studio.models_part2 import StudioWebhook
+from gateway.studio.models_part2 import StudioWebhook, StudioWebhookDelivery
+from gateway.studio.outbox import WebhookOutbox
 from gateway.studio.sealbox import SealBox
 from gateway.studio.service import InvalidRequest, NotFound, Page
-from gateway.tasks import BackgroundTasks
-
-log = logging.getLogger("mediagate.studio.webhooks")
 
 EVENTS = ("stream.live", "stream.offline", "source.status_changed",
           "destination.status_changed", "chat.message")
 WEBHOOK_ID = re.compile(r"^whk_[0-9a-f]{26}$")
-TIMEOUT_SECONDS = 10.0
 MIN_SECRET = 16
+MAX_URL = 2000
 
 
 def iso_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def check_url(url: str) -> str:
-    if not url.startswith(("http://", "https://")) or len(url) > 2000:
-        raise InvalidRequest("url must be an http:// or https:// URL")
+async def check_url(egress: EgressPolicy, url: str) -> str:
+    """A client's delivery URL: http(s), resolving only to addresses the guard permits."""
+    if len(url) > MAX_URL:
+        raise InvalidRequest(f"url must be at most {MAX_URL} characters")
+    try:
+        await egress.check_url(url, HTTP_SCHEMES)
+        httpx.URL(url)
+    except EgressRefused as exc:
+        raise InvalidRequest(f"url: {exc}") from None
+    except httpx.InvalidURL:
+        raise InvalidRequest("url: the URL is not valid") from None
     return url
 
 
@@ -60,17 +64,22 @@ class WebhookService:
     settings: Settings
     db: Database
     secret: InstanceSecret
+    egress: EgressPolicy
     http: httpx.AsyncClient
-    _tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
+    """The egress guard's client: it connects only to addresses the policy permits."""
 
     def __post_init__(self) -> None:
         self.box = SealBox(self.secret, "studio-webhook-secret")
+        self.outbox = WebhookOutbox(self.settings, self.db, self.box, self.http)
+
+    def start(self) -> None:
+        self.outbox.start()
 
     async def stop(self) -> None:
-        await self._tasks.cancel_all()
+        await self.outbox.stop()
 
     async def wait_idle(self) -> None:
-        await self._tasks.wait_idle()
+        await self.outbox.wait_idle()
 
     # -- subscriptions --------------------------------------------------------------------
 
@@ -79,11 +88,20 @@ class WebhookService:
         unknown = sorted(set(events) - set(EVENTS))
         if unknown or not events:
             raise InvalidRequest(f"events must be a non-empty list of: {', '.join(EVENTS)}")
+        check_secret(secret)
+        cap = self.settings.studio_max_webhooks
+        async with self.db.session() as session:
+            count = (await session.execute(select(func.count()).select_from(StudioWebhook)
+                                           .where(StudioWebhook.owner == owner))).scalar_one()
+        if count >= cap:
+            raise InvalidRequest(f"at most {cap} webhooks per owner (STUDIO_MAX_WEBHOOKS); "
+                                 "delete one first")
+        await check_url(self.egress, url)
         webhook_id = new_id("whk")
         webhook = StudioWebhook(
-            id=webhook_id, owner=owner, url=check_url(url),
+            id=webhook_id, owner=owner, url=url,
             events=" ".join(e for e in EVENTS if e in events),
-            secret_sealed=self.box.seal(webhook_id, check_secret(secret)), enabled=enabled,
+            secret_sealed=self.box.seal(webhook_id, secret), enabled=enabled,
             created_at=datetime.now(UTC), failures=0,
         )
         async with self.db.session() as session:
@@ -131,42 +149,11 @@ class WebhookService:
             return
         event_id = new_id("evt")
         body = json.dumps({"id": event_id, "type": event, "createdAt": iso_now(),
-                           "data": data}).encode()
-        for row in wanted:
-            secret = self.box.open(row.id, row.secret_sealed)
-            if secret is None:
-                log.warning("webhook %s: its secret cannot be opened; skipped", row.id)
-                continue
-            self._tasks.spawn(self._deliver(row.id, row.url, secret, event, event_id, body))
-
-    async def _deliver(self, webhook_id: str, url: str, secret: str, event: str,
-                       event_id: str, body: bytes) -> None:
-        delay = self.settings.studio_webhook_backoff_initial
-        attempts = 1 + self.settings.studio_webhook_retries
-        outcome = "not attempted"
-        for attempt in range(attempts):
-            headers = {"Content-Type": "application/json", "User-Agent": "mediagate-webhooks/1",
-                       "X-Mediagate-Event": event, "X-Mediagate-Delivery": event_id,
-                       signing.HEADER: signing.signature_header(secret, body)}
-            try:
-                response = await self.http.post(url, content=body, headers=headers,
-                                                timeout=TIMEOUT_SECONDS)
-                if 200 <= response.status_code < 300:
-                    await self._record(webhook_id, "delivered", success=True)
-                    return
-                outcome = f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                outcome = type(exc).__name__
-            log.info("webhook %s: %s delivery %d/%d failed (%s)", webhook_id, event,
-                     attempt + 1, attempts, outcome)
-            if attempt + 1 < attempts:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.studio_webhook_backoff_max)
-        await self._record(webhook_id, f"failed: {outcome}", success=False)
-
-    async def _record(self, webhook_id: str, status: str, *, success: bool) -> None:
-        values: dict[str, Any] = {"last_status": status[:200]}
-        values["failures"] = 0 if success else StudioWebhook.failures + 1
+                           "data": data})
+        now = datetime.now(UTC)
         async with self.db.session() as session:
-            await session.execute(update(StudioWebhook)
-                                  .where(StudioWebhook.id == webhook_id).values(**values))
+            session.add_all(StudioWebhookDelivery(
+                id=new_id("dlv"), webhook_id=row.id, event_id=event_id, event=event,
+                body=body, attempts=0, next_attempt_at=now, created_at=now,
+            ) for row in wanted)
+        self.outbox.wake()

@@ -17,6 +17,12 @@ from tests.studio.receiver import receiver
 SECRET = "chat-webhook-secret-" + "9f" * 8
 
 
+@pytest.fixture
+def studio_env() -> dict[str, str]:
+    # The fake platform listens on 127.0.0.1, which the egress guard refuses by default.
+    return {"STUDIO_RATE_LIMIT_RPS": "0", "MEDIAGATE_EGRESS_ALLOW": "127.0.0.0/8"}
+
+
 async def _studio_id(studio: StudioClient, key: str) -> str:
     reply = await studio.call("POST", "/v1/studios", key=key, json_body={"name": "show"})
     return str(reply.json()["id"])
@@ -84,7 +90,7 @@ async def test_fan_out_reaches_the_webhook_platform_signed(app: Quart, studio: S
                                     json_body={"text": "third"})).json()
         outcome = {d["platform"]: d for d in failed["deliveries"]}
         assert outcome["webhook"] == {"platform": "webhook", "ok": False,
-                                      "error": "the webhook answered HTTP 500"}
+                                      "error": "delivery failed"}
 
     listed = await studio.call("GET", f"/v1/studios/{sid}/chat/messages", key=admin_key)
     bodies.append(listed.body)

@@ -18,7 +18,8 @@ SECRET = "lifecycle-secret-" + "a1" * 8
 
 def test_lifecycle_events_reach_a_subscriber(tmp_path: Path) -> None:
     nginx = NginxRtmp(tmp_path / "nginx").start()
-    server = start_gateway(tmp_path / "data")
+    # The subscriber and nginx listen on 127.0.0.1: open loopback to the egress guard.
+    server = start_gateway(tmp_path / "data", MEDIAGATE_EGRESS_ALLOW="127.0.0.0/8")
     api = Api(server)
     try:
         with receiver() as hook:

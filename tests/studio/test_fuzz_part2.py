@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
+
 from tests.fuzz import run_schemathesis
 from tests.studio.live_helpers import ADMIN_KEY, start_gateway
 from tests.studio.oauth_provider import CLIENT_SECRET, oauth_provider
@@ -22,6 +24,15 @@ def test_fuzz_studio_part2(tmp_path: Path) -> None:
         server = start_gateway(tmp_path / "data", STUDIO_OAUTH_PROVIDERS=json.dumps(
             {"testtv": provider.config()}))
         try:
+            # A real studio and its viewer token, so the chat routes get past 404 / 401.
+            headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+            sid = httpx.post(f"{server.base_url}/v1/studios", json={"name": "fuzz"},
+                             headers=headers).json()["id"]
+            platforms = httpx.get(f"{server.base_url}/v1/studios/{sid}/chat/platforms",
+                                  headers=headers).json()["data"]
+            token = next(p["pageUrl"] for p in platforms if "pageUrl" in p).split("token=")[1]
+            (tmp_path / "schemathesis.toml").write_text(
+                f'[parameters]\n"path.id" = "{sid}"\n"query.token" = "{token}"\n')
             result = run_schemathesis("studio", server.base_url, path_regex=PATHS,
                                       headers={"Authorization": f"Bearer {ADMIN_KEY}"},
                                       max_examples=25, workdir=tmp_path)

@@ -52,10 +52,17 @@ class InboundMessage:
     author_display_name: str
     text: str
     author_id: str | None = None
+    replay_key: str | None = None
+    """For signed requests: what identifies this one (e.g. its canonical signature). The
+    chat service refuses a second request with the same key, on any replica, with
+    `signing.REJECTED`."""
+    signed_at: int | None = None
+    """The request's signed unix time: the key is remembered for as long as it verifies."""
 
 
 class DeliveryFailed(Exception):
-    """The platform did not take the message; the text is safe to show to the API caller."""
+    """The platform did not take the message. The text goes to the server log only: API
+    callers see `egress.DELIVERY_FAILED`, whatever happened."""
 
 
 class InboundRejected(Exception):
@@ -75,7 +82,8 @@ class ChatAdapter(Protocol):
     """Whether the platform must be configured with a url (and secret) before enabling."""
 
     async def deliver(self, target: ChatTarget, message: ChatEnvelope) -> None:
-        """Send one message to the platform; raise DeliveryFailed when it is not taken."""
+        """Send one message to the platform; raise DeliveryFailed when it is not taken.
+        Client-supplied URLs are reached only through the egress guard's client."""
 
     def parse_inbound(self, target: ChatTarget, headers: Mapping[str, str],
                       body: bytes) -> InboundMessage:
@@ -83,6 +91,7 @@ class ChatAdapter(Protocol):
 
 
 def default_adapters(http: httpx.AsyncClient) -> dict[str, ChatAdapter]:
+    """`http`: the egress guard's client (`EgressPolicy.http_client`)."""
     from gateway.studio.chat_adapters.builtin import BuiltinChatAdapter
     from gateway.studio.chat_adapters.webhook import WebhookChatAdapter
 

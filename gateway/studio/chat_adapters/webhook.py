@@ -3,7 +3,8 @@
 Out: `POST <url>` with the message as JSON (`type: "chat.message"`) and
 `X-Mediagate-Signature: t=<unix>,v1=<HMAC-SHA256(secret, "<t>.<body>")>`.
 In: the platform (or a bridge bot) POSTs `{"authorDisplayName", "text", "authorId"?}` to
-`/v1/studios/<id>/chat/inbound/webhook`, signed the same way with the same secret.
+`/v1/studios/<id>/chat/inbound/webhook`, signed the same way with the same secret; each
+signed request is accepted once.
 """
 
 from __future__ import annotations
@@ -44,17 +45,17 @@ class WebhookChatAdapter:
         try:
             response = await self._http.post(target.url, content=body, headers=headers,
                                              timeout=TIMEOUT_SECONDS)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise DeliveryFailed(f"could not reach the webhook: {type(exc).__name__}") from None
         if not 200 <= response.status_code < 300:
             raise DeliveryFailed(f"the webhook answered HTTP {response.status_code}")
 
     def parse_inbound(self, target: ChatTarget, headers: Mapping[str, str],
                       body: bytes) -> InboundMessage:
-        if not target.secret or not signing.verify(target.secret, body,
-                                                   headers.get(signing.HEADER)):
-            raise InboundRejected("missing or invalid X-Mediagate-Signature",
-                                  unauthenticated=True)
+        signed_at = signing.verified_at(target.secret, body, headers.get(signing.HEADER)) \
+            if target.secret else None
+        if not target.secret or signed_at is None:
+            raise InboundRejected(signing.REJECTED, unauthenticated=True)
         try:
             payload = json.loads(body)
         except ValueError:
@@ -71,4 +72,6 @@ class WebhookChatAdapter:
             raise InboundRejected("authorId must be a string")
         if "\x00" in name + text + (author or ""):
             raise InboundRejected("NUL characters are not allowed")
-        return InboundMessage(name.strip(), text, author)
+        # The canonical signature, however the header spelled it (order, extra v1 values).
+        replay_key = signing.signature_header(target.secret, body, signed_at)
+        return InboundMessage(name.strip(), text, author, replay_key, signed_at)
