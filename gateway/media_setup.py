@@ -7,6 +7,13 @@ from aiortc import RTCIceServer
 from gateway.settings import Settings
 from media import MediaConfig, MediaCore
 from media.network import NetworkConfig, peer_factory
+from media.sdplimits import SdpLimits
+
+# The shape of client SDP each API accepts (media/sdplimits.py): WHIP/WHEP and Studio WHIP
+# carry a few tracks; a Calls session renegotiates up to 64 tracks on one connection.
+WHIP_SDP_LIMITS = SdpLimits(max_sections=16, max_lines=1024)
+CALLS_SDP_LIMITS = SdpLimits(max_sections=64, max_lines=8192, max_codecs=1024,
+                             max_candidates=256)
 
 
 def ice_servers(settings: Settings) -> list[RTCIceServer]:
@@ -39,4 +46,5 @@ def create_media_core(settings: Settings) -> MediaCore:
     return MediaCore(MediaConfig(
         ice_servers=ice_servers(settings),
         peer_factory=peer_factory(network_config(settings)),
+        sdp_limits=CALLS_SDP_LIMITS,  # the widest; WHIP-style APIs pass WHIP_SDP_LIMITS
     ))

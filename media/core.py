@@ -15,6 +15,7 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
 from .forward import FrameQueue, Tap
 from .peer import Peer, Subscription
+from .sdplimits import SdpLimits
 from .stats import CoreStats, StatsSampler
 from .track import PublishedTrack
 from .types import (
@@ -50,6 +51,8 @@ class MediaConfig:
     audio_queue_frames: int = 100
     # SO_RCVBUF for each peer's UDP sockets (the kernel caps it at net.core.rmem_max).
     udp_receive_buffer: int | None = 2 * 1024 * 1024
+    # The shape of remote SDP a peer accepts unless the caller passes stricter limits.
+    sdp_limits: SdpLimits = field(default_factory=SdpLimits)
 
     def queue_frames(self, kind: Kind | str) -> int:
         return self.video_queue_frames if kind == "video" else self.audio_queue_frames
