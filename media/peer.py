@@ -127,6 +127,7 @@ class Peer:
         state = self.pc.connectionState
         if state == "connected":
             self.connected.set()
+            self.core._peer_connected(self)
         elif state in ("failed", "closed") and not self._closing:
             self.core._schedule_close(self, f"connection {state}")
 
