@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import time
@@ -86,6 +87,9 @@ def create_app(settings: Settings) -> Quart:
         for mount in MOUNTS:
             if mount.start is not None:
                 await mount.start(state)
+        # Everything imported and built so far lives as long as the process: keep it out of
+        # the cyclic GC, whose full passes over it stalled the event loop for 50-150 ms.
+        gc.freeze()
 
     @app.after_serving
     async def _stop() -> None:

@@ -186,6 +186,14 @@ class Settings(BaseModel):
     ice_allowed_ips: Annotated[StrList, AfterValidator(_check_networks)] = Field(
         default_factory=list, alias="MEDIAGATE_ICE_ALLOWED_IPS"
     )
+    max_pending_peers_per_ip: int = Field(20, alias="MEDIAGATE_MAX_PENDING_PEERS_PER_IP", ge=1)
+    """Media sessions one client address may hold that have not connected yet."""
+    max_pending_peers: int = Field(256, alias="MEDIAGATE_MAX_PENDING_PEERS", ge=1)
+    """Media sessions not connected yet, in all (each holds UDP sockets and memory)."""
+    peer_connect_timeout: float = Field(
+        30.0, alias="MEDIAGATE_PEER_CONNECT_TIMEOUT", ge=1, le=600
+    )
+    """Seconds a media session may take to connect (ICE + DTLS) before it is closed."""
     stun_urls: StrList = Field(default_factory=list, alias="STUN_URLS")
     turn_urls: StrList = Field(default_factory=list, alias="TURN_URLS")
     turn_username: str | None = Field(None, alias="TURN_USERNAME")

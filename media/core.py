@@ -6,21 +6,28 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import math
+import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
+from . import ratecounter
 from .forward import FrameQueue, Tap
+from .memory import MemoryTrimmer
 from .peer import Peer, Subscription
+from .sdplimits import SdpLimits
 from .stats import CoreStats, StatsSampler
 from .track import PublishedTrack
 from .types import (
     Kind,
     MediaEvent,
     PeerClosed,
+    PeerLimitReached,
     TrackEnded,
     TrackInfo,
     TrackPublished,
@@ -46,17 +53,31 @@ class MediaConfig:
     stats_interval: float = 1.0
     # A peer that is not connected this long after creation is closed.
     connect_timeout: float = 30.0
+    # Peers not connected yet (each holds sockets, a certificate, receivers): at most this
+    # many from one client (see MediaCore.acting_for) and in all; None = no limit.
+    max_pending_per_client: int | None = None
+    max_pending_peers: int | None = None
     video_queue_frames: int = 60
     audio_queue_frames: int = 100
     # SO_RCVBUF for each peer's UDP sockets (the kernel caps it at net.core.rmem_max).
     udp_receive_buffer: int | None = 2 * 1024 * 1024
+    # The shape of remote SDP a peer accepts unless the caller passes stricter limits.
+    sdp_limits: SdpLimits = field(default_factory=SdpLimits)
 
     def queue_frames(self, kind: Kind | str) -> int:
         return self.video_queue_frames if kind == "video" else self.audio_queue_frames
 
 
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    client: str | None
+    deadline: float
+    """`time.monotonic()` when the connect watchdog closes the peer."""
+
+
 class MediaCore:
     def __init__(self, config: MediaConfig | None = None) -> None:
+        ratecounter.install()
         self.config = config or MediaConfig()
         self.peers: dict[str, Peer] = {}
         self._tracks: dict[str, PublishedTrack] = {}
@@ -65,7 +86,11 @@ class MediaCore:
         self._listeners: list[Listener] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._watchdogs: dict[str, asyncio.Task[None]] = {}
+        self._pending: dict[str, _Pending] = {}  # by peer id, until connected or closed
+        self._client: ContextVar[str | None] = ContextVar(f"media-client-{id(self)}",
+                                                         default=None)
         self._stats = StatsSampler(self)
+        self._trimmer = MemoryTrimmer()
         self._started = False
 
     async def start(self) -> None:
@@ -83,6 +108,7 @@ class MediaCore:
             for tap in list(taps):
                 tap.close()
         await self._stats.stop()
+        await self._trimmer.stop()
         tasks = list(self._tasks) + list(self._watchdogs.values())
         for task in tasks:
             task.cancel()
@@ -99,11 +125,14 @@ class MediaCore:
         peer_id = peer_id or uuid.uuid4().hex
         if peer_id in self.peers:
             raise ValueError(f"peer {peer_id} exists")
+        timeout = self.config.connect_timeout if connect_timeout is None else connect_timeout
+        client = self._client.get()
+        self._admit(client)
         rtc_config = RTCConfiguration(iceServers=list(self.config.ice_servers))
         factory = self.config.peer_factory or RTCPeerConnection
         peer = Peer(self, peer_id, factory(rtc_config))
         self.peers[peer_id] = peer
-        timeout = self.config.connect_timeout if connect_timeout is None else connect_timeout
+        self._pending[peer_id] = _Pending(client, time.monotonic() + timeout)
         self._watchdogs[peer_id] = asyncio.get_running_loop().create_task(
             self._watchdog(peer, timeout)
         )
@@ -111,6 +140,35 @@ class MediaCore:
 
     def get_peer(self, peer_id: str) -> Peer | None:
         return self.peers.get(peer_id)
+
+    @contextlib.contextmanager
+    def acting_for(self, client: str) -> Iterator[None]:
+        """Peers created inside (in this task) count against `client`'s pending-peer limit."""
+        token = self._client.set(client)
+        try:
+            yield
+        finally:
+            self._client.reset(token)
+
+    def pending_peers(self, client: str | None = None) -> int:
+        """Peers not connected yet, in all or created for `client`."""
+        if client is None:
+            return len(self._pending)
+        return sum(1 for p in self._pending.values() if p.client == client)
+
+    def _admit(self, client: str | None) -> None:
+        """Raise PeerLimitReached if one more pending peer (for `client`) is over a limit."""
+        limits = [("global", self.config.max_pending_peers, list(self._pending.values()))]
+        if client is not None:
+            mine = [p for p in self._pending.values() if p.client == client]
+            limits.insert(0, ("client", self.config.max_pending_per_client, mine))
+        for scope, limit, pending in limits:
+            if limit is not None and len(pending) >= limit:
+                soonest = min((p.deadline for p in pending), default=time.monotonic())
+                raise PeerLimitReached(scope, limit, max(1, math.ceil(soonest - time.monotonic())))
+
+    def _peer_connected(self, peer: Peer) -> None:
+        self._pending.pop(peer.id, None)
 
     async def _watchdog(self, peer: Peer, limit: float) -> None:
         try:
@@ -126,6 +184,8 @@ class MediaCore:
 
     def _peer_closed(self, peer: Peer, reason: str, published: list[str]) -> None:
         self.peers.pop(peer.id, None)
+        self._pending.pop(peer.id, None)
+        self._trimmer.released()
         watchdog = self._watchdogs.pop(peer.id, None)
         if watchdog is not None and watchdog is not asyncio.current_task():
             watchdog.cancel()

@@ -58,7 +58,7 @@ from typing import Any, Literal
 import aiortc
 import aiortc.rtcdtlstransport as rtcdtlstransport
 from aiortc import RTCPeerConnection
-from aiortc.rtcdtlstransport import RTCCertificate, SRTPProtectionProfile
+from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsFingerprint, SRTPProtectionProfile
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
@@ -391,6 +391,13 @@ class CompatCertificate(RTCCertificate):
         super().__init__(key=base._key, cert=base._cert)
         self._pc = weakref.ref(pc)
         self._mode = mode
+        self._fingerprints: list[RTCDtlsFingerprint] | None = None
+
+    def getFingerprints(self) -> list[RTCDtlsFingerprint]:
+        # aiortc hashes the certificate three times for every m-section it describes
+        if self._fingerprints is None:
+            self._fingerprints = super().getFingerprints()
+        return list(self._fingerprints)
 
     def _create_ssl_context(self, srtp_profiles: list[SRTPProtectionProfile]) -> Any:
         if self._use_compat():

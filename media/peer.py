@@ -21,6 +21,7 @@ from aiortc.rtp import (
 
 from . import hook, ice, sdpfix
 from .forward import ForwardTrack, FrameQueue
+from .sdplimits import SdpLimits, check_sdp
 from .track import PublishedTrack
 from .types import IceRestart, NegotiationError, PeerClosedError, TrackExists, TrackInfo
 
@@ -126,6 +127,7 @@ class Peer:
         state = self.pc.connectionState
         if state == "connected":
             self.connected.set()
+            self.core._peer_connected(self)
         elif state in ("failed", "closed") and not self._closing:
             self.core._schedule_close(self, f"connection {state}")
 
@@ -142,19 +144,25 @@ class Peer:
         publish_prefix: str | None = None,
         publish: Mapping[str, str] | None = None,
         subscribe: Iterable[str] = (),
+        limits: SdpLimits | None = None,
     ) -> str:
         """Apply a remote offer and return the answer SDP.
 
         Every new m-line the remote sends on is registered as a published track: with the id
         `publish[mid]` if given, else `<publish_prefix>/<mid>`, else it is not published.
         `subscribe` adds subscriptions (before answering) to the given published track ids.
+        The offer must be within `limits` (default `config.sdp_limits`): SdpTooLarge.
         """
         async with self._lock:
             self._check_open()
+            check_sdp(offer_sdp, limits or self.core.config.sdp_limits)
             try:
-                description = aiortc_sdp.SessionDescription.parse(offer_sdp)
+                # off the event loop: only aiortc's own parse in setRemoteDescription runs on it
+                description = await asyncio.to_thread(aiortc_sdp.SessionDescription.parse,
+                                                      offer_sdp)
             except Exception as exc:
                 raise NegotiationError(f"invalid offer: {exc}") from exc
+            self._check_open()
             to_publish: dict[str, str] = {}
             for media in description.media:
                 mid = media.rtp.muxId
@@ -179,7 +187,9 @@ class Peer:
             try:
                 await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
                 self._install_hooks()
+                await asyncio.sleep(0)  # let other requests run between aiortc's steps
                 answer = await self.pc.createAnswer()
+                await asyncio.sleep(0)
                 await self.pc.setLocalDescription(answer)
                 self._tune_sockets()
             except Exception as exc:
@@ -215,6 +225,7 @@ class Peer:
         """
         async with self._lock:
             self._check_open()
+            check_sdp(answer_sdp, self.core.config.sdp_limits)
             try:
                 await self.pc.setRemoteDescription(RTCSessionDescription(answer_sdp, "answer"))
             except Exception as exc:

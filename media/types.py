@@ -104,3 +104,18 @@ class NegotiationError(MediaError):
 
 class PeerClosedError(MediaError):
     """The peer has been closed."""
+
+
+class PeerLimitReached(MediaError):
+    """Too many peers have not connected yet: from one client (`scope` "client") or in all
+    (`scope` "global"). `retry_after`: seconds until the oldest of them times out."""
+
+    def __init__(self, scope: str, limit: int, retry_after: int) -> None:
+        who = "from this client" if scope == "client" else "on this server"
+        super().__init__(
+            f"too many connections {who} that have not connected yet (at most {limit}); "
+            f"retry in {retry_after} s"
+        )
+        self.scope = scope
+        self.limit = limit
+        self.retry_after = retry_after

@@ -22,6 +22,7 @@ from gateway.calls.schemas import (
 from gateway.calls.service import CallsError, CallsService, LiveSession, placement_key
 from gateway.cors import install_cors
 from gateway.errors import ApiError
+from gateway.media_setup import peer_admission
 from gateway.placement import forward_if_held_elsewhere
 from gateway.settings import Settings
 from gateway.state import ensure_accepting_media, gateway_state
@@ -122,9 +123,10 @@ def create_blueprint(settings: Settings) -> Blueprint:
         correlation_id = request.args.get("correlationId") or None
         if correlation_id is not None and len(correlation_id) > 200:
             raise ApiError(400, "correlationId is longer than 200 characters")
-        result = await _call(service.new_session(
-            app_id, body, correlation_id=correlation_id, thirdparty=thirdparty
-        ))
+        with peer_admission():
+            result = await _call(service.new_session(
+                app_id, body, correlation_id=correlation_id, thirdparty=thirdparty
+            ))
         await gateway_state().placement.claim(placement_key(result["sessionId"]))
         return jsonify(result), 201
 

@@ -37,6 +37,7 @@ from gateway.calls.schemas import (
     UpdateTracksRequest,
 )
 from gateway.db import Database
+from gateway.media_setup import CALLS_SDP_LIMITS
 from gateway.ratelimit import TokenBucketLimiter
 from media import (
     MediaCore,
@@ -49,6 +50,7 @@ from media import (
     TrackExists,
     UnknownTrack,
 )
+from media.sdplimits import check_sdp
 
 log = logging.getLogger("mediagate.calls")
 
@@ -181,6 +183,7 @@ def _parse_sdp(description: SessionDescription | None, expected: str) -> str:
         )
     sdp = description.sdp
     try:
+        check_sdp(sdp, CALLS_SDP_LIMITS)
         parsed = aiortc_sdp.SessionDescription.parse(sdp)
     except Exception as exc:
         raise CallsError(

@@ -41,21 +41,28 @@ class Recordings:
             tap = self._core.tap(track.track_id)
         except UnknownTrack:
             return
-        try:
-            recorder = await asyncio.to_thread(
-                Recorder, self.directory, room, f"{track.kind}{track.mid}", track.codec,
-                track.clock_rate,
-            )
-        except (ValueError, OSError) as exc:
-            tap.close()
-            log.warning("not recording %s: %s", track.track_id, exc)
-            return
+        recorder: Recorder | None = None
         try:
             async for frame in tap:
+                if recorder is None:
+                    # The writer thread starts with the first frame: a track that never
+                    # receives media (an offer whose ICE never completes) costs no thread.
+                    try:
+                        recorder = await asyncio.to_thread(
+                            Recorder, self.directory, room, f"{track.kind}{track.mid}",
+                            track.codec, track.clock_rate,
+                        )
+                    except (ValueError, OSError) as exc:
+                        log.warning("not recording %s: %s", track.track_id, exc)
+                        return
                 recorder.write(frame)
         finally:
             tap.close()
-            path = await recorder.aclose()
+            if recorder is not None:
+                await recorder.aclose()
+        if recorder is None:
+            return
+        path = recorder.path
         if recorder.frames_written == 0:
             path.unlink(missing_ok=True)
             return

@@ -24,6 +24,7 @@ from gateway.live.service import (
     room_key,
     session_key,
 )
+from gateway.media_setup import peer_admission
 from gateway.placement import forward_if_held_elsewhere
 from gateway.ratelimit import enforce, per_second
 from gateway.settings import Settings
@@ -89,11 +90,13 @@ def create_blueprint(settings: Settings) -> Blueprint:
                 return held
         ensure_accepting_media()
         try:
+            with peer_admission():
+                if role == "publisher":
+                    session, answer = await live.publish(room, offer)
+                else:
+                    session, answer = await live.play(room, offer)
             if role == "publisher":
-                session, answer = await live.publish(room, offer)
                 await placement.claim(room_key(room))
-            else:
-                session, answer = await live.play(room, offer)
         except LiveError as exc:
             raise ApiError(exc.status, exc.message) from None
         await placement.claim(session_key(session.id))

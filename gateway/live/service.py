@@ -19,11 +19,13 @@ from typing import Literal
 
 from gateway.live.recording import Recordings
 from gateway.live.sdpfrag import (
+    OfferSummary,
     SdpError,
     build_fragment,
     parse_fragment,
     summarize_offer,
 )
+from gateway.media_setup import WHIP_SDP_LIMITS
 from media import (
     MediaCore,
     MediaError,
@@ -35,6 +37,7 @@ from media import (
     TrackExists,
     TrackPublished,
 )
+from media.sdplimits import SdpTooLarge, check_sdp
 
 log = logging.getLogger("mediagate.live")
 
@@ -76,8 +79,20 @@ class LiveError(Exception):
         self.message = message
 
 
-def invalid_sdp() -> LiveError:
-    return LiveError(400, "invalid SDP")
+def invalid_sdp(reason: str | None = None) -> LiveError:
+    return LiveError(400, f"invalid SDP: {reason}" if reason else "invalid SDP")
+
+
+async def _summarize(offer: str) -> OfferSummary:
+    """The offer's media, refused before any parsing when over the shared SDP limits."""
+    try:
+        check_sdp(offer, WHIP_SDP_LIMITS)
+    except SdpTooLarge as exc:
+        raise invalid_sdp(str(exc)) from None
+    try:
+        return await asyncio.to_thread(summarize_offer, offer)
+    except SdpError:
+        raise invalid_sdp() from None
 
 
 @dataclass
@@ -173,10 +188,7 @@ class LiveService:
     # -- publish / play -----------------------------------------------------------------
 
     async def publish(self, room_name: str, offer: str) -> tuple[LiveSession, str]:
-        try:
-            summary = summarize_offer(offer)
-        except SdpError:
-            raise invalid_sdp() from None
+        summary = await _summarize(offer)
         if not summary.sending:
             raise invalid_sdp()
         async with self._lock(room_name):
@@ -188,7 +200,8 @@ class LiveService:
                 raise LiveError(409, "publisher already exists in this room")
             peer = await self.core.create_peer()
             try:
-                answer = await peer.accept_offer(offer, publish_prefix=f"live/{room_name}")
+                answer = await peer.accept_offer(offer, publish_prefix=f"live/{room_name}",
+                                                 limits=WHIP_SDP_LIMITS)
             except TrackExists:
                 await peer.close("publish rejected")
                 raise LiveError(409, "publisher already exists in this room") from None
@@ -206,10 +219,7 @@ class LiveService:
             return session, answer
 
     async def play(self, room_name: str, offer: str) -> tuple[LiveSession, str]:
-        try:
-            summary = summarize_offer(offer)
-        except SdpError:
-            raise invalid_sdp() from None
+        summary = await _summarize(offer)
         async with self._lock(room_name):
             room = self.rooms.get(room_name)
             tracks = self.core.list_tracks(track_prefix(room_name))
@@ -227,7 +237,7 @@ class LiveService:
                 raise invalid_sdp()
             peer = await self.core.create_peer()
             try:
-                answer = await peer.accept_offer(offer, subscribe=chosen)
+                answer = await peer.accept_offer(offer, subscribe=chosen, limits=WHIP_SDP_LIMITS)
             except (NegotiationError, MediaError):
                 await peer.close("invalid offer")
                 raise invalid_sdp() from None
@@ -263,8 +273,9 @@ class LiveService:
         if if_match is not None and if_match.strip() not in ("*", session.etag):
             raise LiveError(412, "precondition failed")
         try:
+            check_sdp(fragment_text, WHIP_SDP_LIMITS)
             fragment = parse_fragment(fragment_text)
-        except SdpError as exc:
+        except (SdpError, SdpTooLarge) as exc:
             raise LiveError(400, f"invalid SDP fragment: {exc}") from None
         peer = session.peer
         current = peer.remote_ice_ufrag()

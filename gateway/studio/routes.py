@@ -11,6 +11,7 @@ from quart import Blueprint, Response, jsonify, request
 
 from gateway.cors import CorsPolicy, install_cors
 from gateway.errors import ApiError
+from gateway.media_setup import peer_admission
 from gateway.pagination import CursorCodec, PaginationError, parse_limit
 from gateway.settings import Settings
 from gateway.state import ensure_accepting_media, gateway_state
@@ -236,7 +237,8 @@ def create_blueprint(settings: Settings) -> Blueprint:
         offer = (await request.get_data()).decode("utf-8", errors="replace")
         if not offer.strip() or len(offer) > MAX_SDP_BYTES:
             raise ApiError(400, "an SDP offer is required", code="invalid_request")
-        session_id, answer = await svc.whip_publish(studio_id, source_id, offer)
+        with peer_admission():
+            session_id, answer = await svc.whip_publish(studio_id, source_id, offer)
         response = Response(answer, status=201, content_type="application/sdp")
         response.headers["Location"] = f"{_whip_path(studio_id, source_id)}/{session_id}"
         return response

@@ -24,6 +24,7 @@ from sqlalchemy import func, select, update
 from gateway.db import Database
 from gateway.egress import RTMP_SCHEMES, SRT_SCHEMES, EgressPolicy, EgressRefused
 from gateway.keys import InstanceSecret, secrets_equal
+from gateway.media_setup import WHIP_SDP_LIMITS
 from gateway.settings import Settings
 from gateway.studio.ids import new_id
 from gateway.studio.models import Studio, StudioDestination, StudioSource
@@ -485,7 +486,7 @@ class StudioService:
         peer = await self.media.create_peer(f"studio-{source_id}-{secrets.token_hex(4)}")
         try:
             answer = await peer.accept_offer(
-                offer, publish_prefix=ingest_prefix(studio_id, source_id)
+                offer, publish_prefix=ingest_prefix(studio_id, source_id), limits=WHIP_SDP_LIMITS
             )
         except NegotiationError as exc:
             await peer.close("negotiation failed")
