@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 from quart import Blueprint, Response, jsonify, request
 
 from gateway.calls.cors import CallsCors
+from gateway.calls.live_access import LiveRoomAccess
 from gateway.calls.schemas import (
     CloseTracksRequest,
     DataChannelsRequest,
@@ -34,7 +35,7 @@ def calls_service() -> CallsService:
     state = gateway_state()
     service = state.services.get("calls")
     if service is None:
-        service = CallsService(state.db, state.media)
+        service = CallsService(state.db, state.media, LiveRoomAccess(state.settings))
         state.services["calls"] = service
     return service
 

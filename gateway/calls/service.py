@@ -4,7 +4,8 @@ renegotiation, data channels and track status. No Quart imports.
 Track ids in the media core: a track pushed by Calls session S as `trackName` N is
 `calls/S/N`. A pull names its source by `sessionId` + `trackName`; a WHIP room's tracks are
 pulled with `sessionId: "live:<room>"` and `trackName` either the publisher's mid (the core's
-`live/<room>/<mid>`) or simply `audio` / `video` (the room's first track of that kind).
+`live/<room>/<mid>`) or simply `audio` / `video` (the room's first track of that kind);
+a protected room only by the apps granted it (`LiveRoomAccess`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from aiortc import sdp as aiortc_sdp
 from sqlalchemy import update
 
 from gateway.calls.apps import AppStore
+from gateway.calls.live_access import LiveRoomAccess
 from gateway.calls.models import CallsSession
 from gateway.calls.schemas import (
     CloseTracksRequest,
@@ -212,9 +214,10 @@ def _check_count(items: list[Any], what: str) -> None:
 
 
 class CallsService:
-    def __init__(self, db: Database, core: MediaCore) -> None:
+    def __init__(self, db: Database, core: MediaCore, live_access: LiveRoomAccess) -> None:
         self.db = db
         self.core = core
+        self.live_access = live_access
         # replicas share the instance identity; the process holding the peers is this one
         self.replica_id = f"{socket.gethostname()[:40]}:{uuid.uuid4().hex[:16]}"
         self.apps = AppStore(db)
@@ -533,7 +536,12 @@ class CallsService:
             raise TrackError("invalid_track",
                              "sessionId and trackName are required for remote tracks")
         if track.sessionId.startswith(LIVE_SESSION_PREFIX):
-            return self._resolve_live(track.sessionId[len(LIVE_SESSION_PREFIX):], track.trackName)
+            room = track.sessionId[len(LIVE_SESSION_PREFIX):]
+            if not self.live_access.may_pull(session.app_id, room):
+                # the same answer whether or not the room exists
+                raise TrackError("forbidden", "this app may not pull that live room: the room is "
+                                 "protected and CALLS_LIVE_ROOMS does not grant it to the app")
+            return self._resolve_live(room, track.trackName)
         owner = self.sessions.get(track.sessionId)
         if owner is None:
             await self._not_here(session, track.sessionId)
