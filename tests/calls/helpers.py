@@ -130,11 +130,13 @@ class CallsPeer:
         await self.pc.close()
 
 
-async def push_camera(api: CallsApi) -> tuple[CallsPeer, dict[str, str]]:
-    """The official example's push: sessions/new, tracks/new with the offer, wait connected."""
+async def push_camera(api: CallsApi, session_id: str | None = None,
+                      ) -> tuple[CallsPeer, dict[str, str]]:
+    """The official example's push: sessions/new (unless given the session), tracks/new with
+    the offer, wait connected."""
     peer = CallsPeer()
     names = peer.add_camera()
-    peer.session_id = await api.new_session()
+    peer.session_id = session_id or await api.new_session()
     offer = await peer.offer()
     tracks = [{"location": "local", "mid": peer.mid_of(name), "trackName": name}
               for name in names.values()]
