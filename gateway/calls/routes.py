@@ -102,11 +102,12 @@ async def _body(shape: type[Shape], *, optional: bool = False) -> Shape:
 
 
 def _flag(name: str) -> bool:
+    """A boolean query parameter, as the spec types it: absent, `true` or `false`."""
     value = request.args.get(name)
-    if value is None or value.lower() in ("", "true", "1"):
-        return value is not None
-    if value.lower() in ("false", "0"):
+    if value is None or value.lower() == "false":
         return False
+    if value.lower() == "true":
+        return True
     raise ApiError(400, f"{name} must be true or false", code="invalid_request")
 
 

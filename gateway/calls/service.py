@@ -428,6 +428,10 @@ class CallsService:
 
     async def _accept_offer(self, session: LiveSession, sdp: str, publish: dict[str, str]) -> str:
         peer = await self._peer(session)
+        if peer.pc.signalingState == "have-local-offer":
+            raise CallsError(409, "renegotiation_pending",
+                             "the session waits for the answer to the SFU's offer: send it with "
+                             "renegotiate before offering")
         try:
             return await peer.accept_offer(sdp, publish=publish)
         except TrackExists as exc:
