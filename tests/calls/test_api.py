@@ -6,14 +6,7 @@ import asyncio
 
 from aiortc import RTCSessionDescription
 
-from tests.calls.helpers import (
-    APP_SECRET,
-    CallsApi,
-    CallsPeer,
-    publish_whip,
-    pull,
-    wait_for,
-)
+from tests.calls.helpers import APP_SECRET, CallsApi, CallsPeer, publish_whip, pull, wait_for
 from tests.media.media_clients import NumberedVideoTrack, Publisher, decode_numbers
 
 

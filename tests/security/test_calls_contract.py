@@ -7,14 +7,12 @@ optional. Every operation's body is now either required by the spec (and a body-
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gateway.settings import Settings
 from gateway.specs import SpecStore
-from tests.calls.helpers import APP_ID, APP_SECRET, CallsApi, CallsPeer
+from tests.calls.helpers import APP_ID, CallsApi, CallsPeer
 from tests.contract import SpecContract
 
 OPERATIONS = [
@@ -38,19 +36,6 @@ NULLS: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/sessions/{id}/datachannels/new",
      {"dataChannels": [{"location": "local", "dataChannelName": "x", "sessionId": None}]}),
 ]
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings.from_env({
-        "MEDIAGATE_DATA_DIR": str(tmp_path / "data"),
-        "CALLS_APP_ID": APP_ID, "CALLS_APP_SECRET": APP_SECRET,
-    })
-
-
-@pytest.fixture
-def api(app: Any) -> CallsApi:
-    return CallsApi(app.test_client())
 
 
 def _spec_requires_body(method: str, path: str) -> bool:

@@ -8,32 +8,16 @@ usable through the documented flows, and lets go of everything once closed.
 from __future__ import annotations
 
 import gc
-from pathlib import Path
 
 import psutil
-import pytest
 from quart import Quart
 
-from gateway.settings import Settings
 from gateway.state import EXTENSION
-from tests.calls.helpers import APP_ID, APP_SECRET, CallsApi, CallsPeer, pull, push_camera, wait_for
+from tests.calls.helpers import CallsApi, CallsPeer, pull, push_camera, wait_for
 
 SESSIONS = 200
 RSS_BUDGET = 1536 * 1024
 """What 200 sessions' bookkeeping may cost (~0.4 MiB measured); 200 peers cost ~4.4 MiB."""
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings.from_env({
-        "MEDIAGATE_DATA_DIR": str(tmp_path / "data"),
-        "CALLS_APP_ID": APP_ID, "CALLS_APP_SECRET": APP_SECRET,
-    })
-
-
-@pytest.fixture
-def api(app: Quart) -> CallsApi:
-    return CallsApi(app.test_client())
 
 
 def _usage(process: psutil.Process) -> tuple[int, int]:
