@@ -65,6 +65,30 @@ def _parse_room_tokens(value: Any) -> Any:
     return tokens
 
 
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _parse_calls_live_rooms(value: Any) -> Any:
+    """`app1:room1,room2;app2:*`: the live rooms each Calls app may pull although protected."""
+    if not isinstance(value, str):
+        return value
+    grants: dict[str, frozenset[str]] = {}
+    for entry in value.split(";"):
+        entry = entry.strip()
+        if not entry:
+            continue
+        app, sep, rooms = entry.partition(":")
+        names = {room.strip() for room in rooms.split(",") if room.strip()}
+        if (not sep or not _NAME.fullmatch(app.strip()) or not names
+                or not all(room == "*" or _NAME.fullmatch(room) for room in names)):
+            raise ValueError(
+                "expected 'app:room1,room2' or 'app:*' entries separated by ';' "
+                "(names of [A-Za-z0-9_-], up to 64 characters)"
+            )
+        grants[app.strip()] = grants.get(app.strip(), frozenset()) | names
+    return grants
+
+
 def _parse_bind(value: str) -> str:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -202,6 +226,10 @@ class Settings(BaseModel):
     # single-tenant bootstrap
     calls_app_id: str | None = Field(None, alias="CALLS_APP_ID", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     calls_app_secret: OptionalSecret = Field(None, alias="CALLS_APP_SECRET", min_length=8)
+    calls_live_rooms: Annotated[
+        dict[str, frozenset[str]], BeforeValidator(_parse_calls_live_rooms)
+    ] = Field(default_factory=dict, alias="CALLS_LIVE_ROOMS")
+    """Calls app id -> live rooms (`*`: all) it may pull although the room is protected."""
     bootstrap_api_key: OptionalSecret = Field(None, alias="MEDIAGATE_BOOTSTRAP_API_KEY")
     punktfunk_mgmt_token: OptionalSecret = Field(
         None, alias="PUNKTFUNK_MGMT_TOKEN", min_length=8

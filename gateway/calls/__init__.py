@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.apis import ApiMount
 from gateway.calls.cli import add_commands
+from gateway.calls.live_access import LiveRoomAccess
 from gateway.calls.routes import create_blueprint
 from gateway.calls.schemas import render_error
 from gateway.calls.service import CallsService, placement_key
@@ -20,7 +21,7 @@ log = logging.getLogger("mediagate.calls")
 
 
 async def start(state: GatewayState) -> None:
-    service = CallsService(state.db, state.media)
+    service = CallsService(state.db, state.media, LiveRoomAccess(state.settings))
 
     async def release(session_id: str) -> None:
         await state.placement.release(placement_key(session_id))

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 from quart import Blueprint, Response, jsonify, request
 
 from gateway.calls.cors import CallsCors
+from gateway.calls.live_access import LiveRoomAccess
 from gateway.calls.schemas import (
     CloseTracksRequest,
     DataChannelsRequest,
@@ -35,7 +36,7 @@ def calls_service() -> CallsService:
     state = gateway_state()
     service = state.services.get("calls")
     if service is None:
-        service = CallsService(state.db, state.media)
+        service = CallsService(state.db, state.media, LiveRoomAccess(state.settings))
         state.services["calls"] = service
     return service
 
@@ -102,11 +103,12 @@ async def _body(shape: type[Shape], *, optional: bool = False) -> Shape:
 
 
 def _flag(name: str) -> bool:
+    """A boolean query parameter, as the spec types it: absent, `true` or `false`."""
     value = request.args.get(name)
-    if value is None or value.lower() in ("", "true", "1"):
-        return value is not None
-    if value.lower() in ("false", "0"):
+    if value is None or value.lower() == "false":
         return False
+    if value.lower() == "true":
+        return True
     raise ApiError(400, f"{name} must be true or false", code="invalid_request")
 
 

@@ -1,11 +1,19 @@
-"""Calls request shapes (validated, unknown fields ignored) and the error shape
-`{errorCode, errorDescription}`."""
+"""Calls request shapes (validated, unknown fields ignored, `null` never a value: the spec
+declares none nullable) and the error shape `{errorCode, errorDescription}`."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
 from quart import Response
 
 from gateway.errors import ApiError, json_error
@@ -31,6 +39,15 @@ def render_error(error: ApiError) -> Response:
 
 class _Shape(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            null = next((k for k, v in data.items() if v is None and k in cls.model_fields), None)
+            if null is not None:
+                raise ValueError(f"{null} must not be null (leave it out instead)")
+        return data
 
 
 class SessionDescription(_Shape):
@@ -97,4 +114,4 @@ class DataChannelsRequest(_Shape):
 def describe_validation_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
     where = ".".join(str(part) for part in error["loc"]) or "body"
-    return f"{where}: {error['msg']}"
+    return f"{where}: {error['msg'].removeprefix('Value error, ')}"

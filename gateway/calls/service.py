@@ -1,21 +1,24 @@
-"""Calls domain logic: sessions (one media-core Peer each), pushed and pulled tracks,
-renegotiation, data channels and track status. No Quart imports.
+"""Calls domain logic: sessions (one media-core Peer each, created when the session first
+negotiates), pushed and pulled tracks, renegotiation, data channels and track status. No
+Quart imports.
 
 Track ids in the media core: a track pushed by Calls session S as `trackName` N is
 `calls/S/N`. A pull names its source by `sessionId` + `trackName`; a WHIP room's tracks are
 pulled with `sessionId: "live:<room>"` and `trackName` either the publisher's mid (the core's
-`live/<room>/<mid>`) or simply `audio` / `video` (the room's first track of that kind).
+`live/<room>/<mid>`) or simply `audio` / `video` (the room's first track of that kind);
+a protected room only by the apps granted it (`LiveRoomAccess`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +28,7 @@ from aiortc import sdp as aiortc_sdp
 from sqlalchemy import update
 
 from gateway.calls.apps import AppStore
+from gateway.calls.live_access import LiveRoomAccess
 from gateway.calls.models import CallsSession
 from gateway.calls.schemas import (
     CloseTracksRequest,
@@ -61,9 +65,10 @@ CONNECT_WAIT = 5.0
 LIVE_SESSION_PREFIX = "live:"
 CLOSED_SESSION_TTL = 600.0
 PURGE_INTERVAL = 10.0
-OPEN_SESSION_CONNECT_TIMEOUT = 300.0
-"""A session created without an offer negotiates later (tracks/new, renegotiate): its
-PeerConnection gets this long to connect instead of the media core's default 30 s."""
+PEERLESS_SESSION_TTL = 300.0
+"""A session created without an offer holds no PeerConnection until a call negotiates one
+(which then has the media core's connect timeout); one that never does is closed after
+this long."""
 KINDS = ("audio", "video")
 
 Json = dict[str, Any]
@@ -139,12 +144,18 @@ class DataChannel:
 class LiveSession:
     id: str
     app_id: str
-    peer: Peer
+    peer: Peer | None = None
+    """None until the session first negotiates, and again once it is closed."""
     local: dict[str, LocalTrack] = field(default_factory=dict)
     remote: list[RemoteTrack] = field(default_factory=list)
     channels: list[DataChannel] = field(default_factory=list)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     closed_at: float | None = None
+    close_reason: str = ""
+    final_state: Json | None = None
+    """What GET reports once closed (the tracks, all inactive)."""
+    created_at: float = field(default_factory=time.monotonic)
+    expiry: asyncio.TimerHandle | None = None
 
     @property
     def closed(self) -> bool:
@@ -215,9 +226,10 @@ def _check_count(items: list[Any], what: str) -> None:
 
 
 class CallsService:
-    def __init__(self, db: Database, core: MediaCore) -> None:
+    def __init__(self, db: Database, core: MediaCore, live_access: LiveRoomAccess) -> None:
         self.db = db
         self.core = core
+        self.live_access = live_access
         # replicas share the instance identity; the process holding the peers is this one
         self.replica_id = f"{socket.gethostname()[:40]}:{uuid.uuid4().hex[:16]}"
         self.apps = AppStore(db)
@@ -225,6 +237,7 @@ class CallsService:
         self.limiter = TokenBucketLimiter(CALLS_PER_SECOND, CALLS_PER_SECOND)
         self._remove_listener = core.add_listener(self._on_media_event)
         self._monitor: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self.on_session_closed: Callable[[str], Awaitable[None]] | None = None
         """Called with the session id once its PeerConnection is gone (placement release)."""
 
@@ -241,7 +254,13 @@ class CallsService:
                 await self._monitor
         live = [s for s in self.sessions.values() if not s.closed]
         for session in live:
-            await session.peer.close("gateway stopping")
+            peer = session.peer
+            self._release(session, "gateway stopping")
+            if peer is not None:
+                await peer.close("gateway stopping")
+        for task in list(self._tasks):
+            with contextlib.suppress(Exception):
+                await task
         await self._mark_closed([s.id for s in live])
 
     async def _purge_closed(self) -> None:
@@ -256,12 +275,45 @@ class CallsService:
     def _on_media_event(self, event: MediaEvent) -> Any:
         if isinstance(event, PeerClosed):
             session = self.sessions.get(event.peer_id)
-            if session is not None and not session.closed:
-                session.closed_at = time.monotonic()
-                for channel in session.channels:
-                    channel.subscribers.clear()
+            # a session without a peer has dropped the one closing (see _peer_scope)
+            if session is not None and not session.closed and session.peer is not None:
+                self._release(session, event.reason)
                 return self._mark_closed([session.id])
         return None
+
+    def _release(self, session: LiveSession, reason: str) -> None:
+        """Mark the session closed and let go of everything it held but its final state."""
+        session.closed_at = time.monotonic()
+        session.close_reason = reason
+        session.final_state = self.session_state(session)
+        if session.expiry is not None:
+            session.expiry.cancel()
+            session.expiry = None
+        self._forget_media(session)
+
+    def _forget_media(self, session: LiveSession) -> None:
+        """Drop the session's peer and everything hung off it: tracks and data channels."""
+        for channel in session.channels:
+            channel.subscribers.clear()
+            owner = self.sessions.get(channel.owner_session or "")
+            source = owner.local_channel(channel.name) if owner is not None else None
+            if source is not None and channel in source.subscribers:
+                source.subscribers.remove(channel)
+        session.channels.clear()
+        session.local.clear()
+        session.remote.clear()
+        session.peer = None
+
+    def _expire(self, session: LiveSession) -> None:
+        """A session created without an offer that has not negotiated: close it."""
+        session.expiry = None
+        if session.closed or session.peer is not None:
+            return  # negotiating: the peer's connect timeout rules now
+        self._release(session, "no negotiation within "
+                               f"{PEERLESS_SESSION_TTL:g} s of the session's creation")
+        task = asyncio.get_running_loop().create_task(self._mark_closed([session.id]))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _mark_closed(self, session_ids: list[str]) -> None:
         if not session_ids:
@@ -285,27 +337,25 @@ class CallsService:
         offer = None
         if request.sessionDescription is not None:
             offer = _parse_sdp(request.sessionDescription, "offer")
-        session_id = uuid.uuid4().hex
-        peer = await self.core.create_peer(
-            peer_id=session_id,
-            connect_timeout=None if offer is not None else OPEN_SESSION_CONNECT_TIMEOUT,
-        )
-        session = LiveSession(session_id, app_id, peer)
-        result: Json = {"sessionId": session_id}
+        session = LiveSession(uuid.uuid4().hex, app_id)
+        result: Json = {"sessionId": session.id}
         try:
             if offer is not None:
                 answer = await self._accept_offer(session, offer, {})
                 result["sessionDescription"] = {"type": "answer", "sdp": answer}
             async with self.db.session() as db:
                 db.add(CallsSession(
-                    id=session_id, app_id=app_id, created_at=datetime.now(UTC), closed=False,
+                    id=session.id, app_id=app_id, created_at=datetime.now(UTC), closed=False,
                     replica_id=self.replica_id, correlation_id=correlation_id,
                     thirdparty=thirdparty,
                 ))
         except BaseException:
-            await peer.close("session setup failed")
+            if session.peer is not None:
+                await session.peer.close("session setup failed")
             raise
-        self.sessions[session_id] = session
+        if session.peer is None:
+            self._arm_expiry(session)
+        self.sessions[session.id] = session
         return result
 
     async def get_session(self, app_id: str, session_id: str, *,
@@ -342,14 +392,51 @@ class CallsService:
         if session.closed:
             raise CallsError(
                 400, "session_closed",
-                f"session {session.id}'s PeerConnection is closed ({session.peer.close_reason})",
+                f"session {session.id}'s PeerConnection is closed ({session.close_reason})",
             )
+
+    # -- the session's PeerConnection ---------------------------------------------------
+
+    async def _peer(self, session: LiveSession) -> Peer:
+        """The session's peer, created (with the core's connect timeout) on first need."""
+        if session.peer is None:
+            self._check_open(session)  # it may have expired while this call waited
+            session.peer = await self.core.create_peer(peer_id=session.id)
+        return session.peer
+
+    @contextlib.asynccontextmanager
+    async def _peer_scope(self, session: LiveSession) -> AsyncIterator[None]:
+        """A call that may create the session's peer: if it ends without having negotiated
+        anything on a peer it created, the peer is dropped again (the session stays)."""
+        fresh = session.peer is None
+        try:
+            yield
+        finally:
+            peer = session.peer
+            if (fresh and peer is not None and not session.closed
+                    and peer.pc.localDescription is None):
+                self._forget_media(session)  # first, so its PeerClosed leaves the session open
+                await peer.close("nothing negotiated")
+                if session.expiry is None:
+                    self._arm_expiry(session)
+
+    def _arm_expiry(self, session: LiveSession) -> None:
+        left = session.created_at + PEERLESS_SESSION_TTL - time.monotonic()
+        # an empty context: the caller's would keep its whole request alive until then
+        session.expiry = asyncio.get_running_loop().call_later(
+            max(0.0, left), self._expire, session, context=contextvars.Context()
+        )
 
     # -- negotiation helpers ------------------------------------------------------------
 
     async def _accept_offer(self, session: LiveSession, sdp: str, publish: dict[str, str]) -> str:
+        peer = await self._peer(session)
+        if peer.pc.signalingState == "have-local-offer":
+            raise CallsError(409, "renegotiation_pending",
+                             "the session waits for the answer to the SFU's offer: send it with "
+                             "renegotiate before offering")
         try:
-            return await session.peer.accept_offer(sdp, publish=publish)
+            return await peer.accept_offer(sdp, publish=publish)
         except TrackExists as exc:
             raise CallsError(409, "track_exists", f"track {exc} is already published") from None
         except PeerClosedError:
@@ -359,8 +446,9 @@ class CallsService:
                              f"the offer could not be applied: {exc}") from None
 
     async def _create_offer(self, session: LiveSession) -> str:
+        peer = await self._peer(session)
         try:
-            return await session.peer.create_offer()
+            return await peer.create_offer()
         except PeerClosedError:
             raise CallsError(400, "session_closed", "the session is closed") from None
         except NegotiationError as exc:
@@ -368,11 +456,11 @@ class CallsService:
                              f"the SFU could not create an offer: {exc}") from None
 
     @staticmethod
-    def _register_answered(session: LiveSession, pending: dict[str, str]) -> None:
+    def _register_answered(peer: Peer, pending: dict[str, str]) -> None:
         """Publish SFU-offered receive transceivers now that the client answered them."""
         for mid, track_id in pending.items():
             with contextlib.suppress(TrackExists):  # the id is live elsewhere: stays pending
-                session.peer.register_published({mid: track_id})
+                peer.register_published({mid: track_id})
 
     def _mark_negotiated(self, session: LiveSession) -> None:
         for track in session.remote:
@@ -384,7 +472,7 @@ class CallsService:
     async def new_tracks(self, session: LiveSession, request: TracksRequest) -> Json:
         _check_count(request.tracks, "tracks")
         self._check_open(session)
-        async with session.lock:
+        async with session.lock, self._peer_scope(session):
             if request.sessionDescription is not None:
                 return await self._tracks_with_offer(session, request)
             return await self._tracks_without_offer(session, request)
@@ -442,7 +530,8 @@ class CallsService:
                 discovered.append({"location": "local", "mid": mid, "trackName": name})
         answer = await self._accept_offer(session, sdp, publish)
         self._mark_negotiated(session)
-        transceivers = {t.mid: t for t in session.peer.pc.getTransceivers() if t.mid}
+        peer = await self._peer(session)
+        transceivers = {t.mid: t for t in peer.pc.getTransceivers() if t.mid}
         out: list[Json] = []
         pending_results = iter(request.tracks)
         for result in results:
@@ -489,7 +578,8 @@ class CallsService:
                                          "kind (audio or video) is required when the SFU "
                                          "generates the offer")
                     direction = "sendrecv" if track.bidirectionalMediaStream else "recvonly"
-                    transceiver = session.peer.add_receiver(track.kind, direction=direction)
+                    peer = await self._peer(session)
+                    transceiver = peer.add_receiver(track.kind, direction=direction)
                     local = LocalTrack(name, local_track_id(session.id, name), transceiver, None,
                                        track.kind, track.bidirectionalMediaStream, pending=True)
                     session.local[name] = local
@@ -520,7 +610,7 @@ class CallsService:
                     if local.transceiver is not None:
                         local.transceiver.direction = "inactive"
                 for _, remote, _ in offered_remote:
-                    session.peer.remove_subscription(remote.subscription)
+                    (await self._peer(session)).remove_subscription(remote.subscription)
                     session.remote.remove(remote)
                 raise
             result["sessionDescription"] = {"type": "offer", "sdp": offer}
@@ -536,7 +626,12 @@ class CallsService:
             raise TrackError("invalid_track",
                              "sessionId and trackName are required for remote tracks")
         if track.sessionId.startswith(LIVE_SESSION_PREFIX):
-            return self._resolve_live(track.sessionId[len(LIVE_SESSION_PREFIX):], track.trackName)
+            room = track.sessionId[len(LIVE_SESSION_PREFIX):]
+            if not self.live_access.may_pull(session.app_id, room):
+                # the same answer whether or not the room exists
+                raise TrackError("forbidden", "this app may not pull that live room: the room is "
+                                 "protected and CALLS_LIVE_ROOMS does not grant it to the app")
+            return self._resolve_live(room, track.trackName)
         owner = self.sessions.get(track.sessionId)
         if owner is None:
             await self._not_here(session, track.sessionId)
@@ -553,6 +648,8 @@ class CallsService:
             raise TrackError("track_not_ready",
                              f"track {track.trackName!r} is waiting for its session to "
                              "renegotiate")
+        if owner.peer is None:  # not reached: a published track has negotiated
+            raise TrackError("track_not_ready", f"session {track.sessionId} has not negotiated")
         if not owner.peer.connected.is_set():
             try:
                 await asyncio.wait_for(owner.peer.connected.wait(), CONNECT_WAIT)
@@ -602,8 +699,9 @@ class CallsService:
                 raise TrackError("invalid_track",
                                  f"transceiver {track.mid} carries {transceiver.kind}, "
                                  f"the track is {info.kind}")
+        peer = await self._peer(session)
         try:
-            sub = session.peer.add_subscription(track_id, transceiver=transceiver)
+            sub = peer.add_subscription(track_id, transceiver=transceiver)
         except UnknownTrack:
             raise TrackError("track_not_found", "the track has ended") from None
         except ValueError as exc:  # the transceiver cannot carry this track
@@ -627,12 +725,14 @@ class CallsService:
                                  "bidirectionalMediaStream")
             transceiver = local.transceiver
         else:
-            transceiver = next(
-                (t for t in session.peer.pc.getTransceivers() if t.mid == mid), None
-            )
+            transceivers = session.peer.pc.getTransceivers() if session.peer is not None else []
+            transceiver = next((t for t in transceivers if t.mid == mid), None)
             if transceiver is None:
                 raise TrackError("unknown_mid", f"this session has no transceiver {mid}")
-        if any(s.transceiver is transceiver for s in session.peer.subscriptions.values()):
+        peer = session.peer
+        if peer is not None and any(
+            s.transceiver is transceiver for s in peer.subscriptions.values()
+        ):
             raise TrackError("invalid_track", f"transceiver {mid} already carries a track")
         return transceiver
 
@@ -643,17 +743,18 @@ class CallsService:
         description = request.sessionDescription
         kind = description.type if description is not None and description.type else "answer"
         sdp = _parse_sdp(description, kind)
-        async with session.lock:
+        async with session.lock, self._peer_scope(session):
             if kind == "offer":
                 answer = await self._accept_offer(session, sdp, {})
                 self._mark_negotiated(session)
                 return {"sessionDescription": {"type": "answer", "sdp": answer}}
-            if session.peer.pc.signalingState != "have-local-offer":
+            peer = session.peer
+            if peer is None or peer.pc.signalingState != "have-local-offer":
                 raise CallsError(400, "invalid_session_description",
                                  "there is no SFU offer to answer; renegotiate answers the offer "
                                  "returned with requiresImmediateRenegotiation")
             try:
-                await session.peer.accept_answer(sdp)
+                await peer.accept_answer(sdp)
             except PeerClosedError:
                 raise CallsError(400, "session_closed", "the session is closed") from None
             except NegotiationError as exc:
@@ -662,7 +763,7 @@ class CallsService:
             self._mark_negotiated(session)
             pending = {t.mid: t.track_id for t in session.local.values()
                        if t.pending and not t.closed and t.mid}
-            self._register_answered(session, pending)
+            self._register_answered(peer, pending)
             for track in session.local.values():
                 if track.pending and self.core.get_track(track.track_id) is not None:
                     track.pending = False
@@ -678,7 +779,7 @@ class CallsService:
             offer = _parse_sdp(request.sessionDescription, "offer")
         out: list[Json] = []
         closed_any = False
-        async with session.lock:
+        async with session.lock, self._peer_scope(session):
             for item in request.tracks:
                 mid = item.mid
                 local = session.local_by_mid(mid) if mid else None
@@ -693,7 +794,7 @@ class CallsService:
                         local.transceiver.direction = "inactive"
                 elif remote is not None:
                     remote.closed = True
-                    session.peer.remove_subscription(remote.subscription)
+                    (await self._peer(session)).remove_subscription(remote.subscription)
                 else:
                     out.append({"mid": mid or "", "errorCode": "unknown_mid",
                                 "errorDescription": f"no open track has mid {mid!r}"
@@ -750,8 +851,9 @@ class CallsService:
             if info is not None and info.kind != transceiver.kind:
                 raise TrackError("invalid_track",
                                  f"transceiver {track.mid} carries {transceiver.kind}")
+            peer = await self._peer(session)
             try:
-                sub = session.peer.retarget_subscription(current.subscription, track_id)
+                sub = peer.retarget_subscription(current.subscription, track_id)
             except UnknownTrack:
                 raise TrackError("track_not_found", "the track has ended") from None
             except ValueError as exc:
@@ -775,8 +877,8 @@ class CallsService:
         _check_count(request.dataChannels, "data channels")
         self._check_open(session)
         out: list[Json] = []
-        async with session.lock:
-            had_sctp = session.peer.pc.sctp is not None
+        async with session.lock, self._peer_scope(session):
+            had_sctp = session.peer is not None and session.peer.pc.sctp is not None
             created = False
             for item in request.dataChannels:
                 entry: Json = {"location": item.location, "dataChannelName": item.dataChannelName}
@@ -821,9 +923,10 @@ class CallsService:
             if source is None:
                 raise TrackError("data_channel_not_found",
                                  f"session {owner_id} publishes no data channel {name!r}")
-        used = session.peer.data_channel_ids() | {c.id for c in session.channels}
+        peer = await self._peer(session)
+        used = peer.data_channel_ids() | {c.id for c in session.channels}
         stream_id = next(i for i in range(1, 65535) if i not in used)
-        rtc_channel = session.peer.pc.createDataChannel(name, negotiated=True, id=stream_id)
+        rtc_channel = peer.pc.createDataChannel(name, negotiated=True, id=stream_id)
         channel = DataChannel(name, location, stream_id, rtc_channel, owner_id)
         session.channels.append(channel)
         if source is not None:
@@ -863,6 +966,8 @@ class CallsService:
         return local is None or local.closed or owner.closed
 
     def session_state(self, session: LiveSession) -> Json:
+        if session.final_state is not None:
+            return session.final_state
         tracks: list[Json] = []
         for local in session.local.values():
             if local.closed or session.closed:
@@ -881,7 +986,8 @@ class CallsService:
             if (remote.closed or session.closed or remote.subscription.ended
                     or self._source_closed(remote)):
                 status = "inactive"
-            elif not remote.negotiated or not session.peer.connected.is_set():
+            elif (not remote.negotiated or session.peer is None
+                  or not session.peer.connected.is_set()):
                 status = "waiting"
             else:
                 status = self._published_status(remote.track_id)

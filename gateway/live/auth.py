@@ -60,15 +60,19 @@ class Authorizer:
     def enabled(self) -> bool:
         return bool(self._auth_token or self._room_tokens or self._jwt_key)
 
+    def protects(self, room: str) -> bool:
+        """Whether `room_ok` asks a credential for this room (else the room is open)."""
+        return room in self._room_tokens or bool(self._auth_token) or self._jwt_key is not None
+
     def room_ok(self, headers: Mapping[str, str], room: str) -> bool:
+        if not self.protects(room):
+            return True
         room_token = self._room_tokens.get(room)
         if room_token:
             return _token_matches(headers, room_token) or self._jwt_room_ok(headers, room)
         if self._auth_token:
             return _token_matches(headers, self._auth_token) or self._jwt_room_ok(headers, room)
-        if self._jwt_key is not None:
-            return self._jwt_room_ok(headers, room)
-        return True
+        return self._jwt_room_ok(headers, room)
 
     def admin_ok(self, headers: Mapping[str, str]) -> bool:
         if self._admin_token and _token_matches(headers, self._admin_token):

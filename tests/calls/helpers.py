@@ -17,7 +17,7 @@ from quart.testing import QuartClient
 
 from media import hook
 from tests import contract
-from tests.media.media_clients import Capture, NumberedVideoTrack, prefer
+from tests.media.media_clients import Capture, NumberedVideoTrack, Publisher, prefer
 
 APP_ID = "calls-test-app"
 APP_SECRET = "calls-test-secret-0123456789"
@@ -130,11 +130,13 @@ class CallsPeer:
         await self.pc.close()
 
 
-async def push_camera(api: CallsApi) -> tuple[CallsPeer, dict[str, str]]:
-    """The official example's push: sessions/new, tracks/new with the offer, wait connected."""
+async def push_camera(api: CallsApi, session_id: str | None = None,
+                      ) -> tuple[CallsPeer, dict[str, str]]:
+    """The official example's push: sessions/new (unless given the session), tracks/new with
+    the offer, wait connected."""
     peer = CallsPeer()
     names = peer.add_camera()
-    peer.session_id = await api.new_session()
+    peer.session_id = session_id or await api.new_session()
     offer = await peer.offer()
     tracks = [{"location": "local", "mid": peer.mid_of(name), "trackName": name}
               for name in names.values()]
@@ -166,3 +168,17 @@ async def pull(api: CallsApi, peer: CallsPeer, remote_session: str,
     assert renegotiated.status == 200, renegotiated.body
     assert "errorCode" not in renegotiated.body
     return {t["trackName"]: t["mid"] for t in reply.body["tracks"]}
+
+
+async def publish_whip(client: QuartClient, room: str, publisher: Publisher,
+                       headers: dict[str, str] | None = None) -> int:
+    """WHIP-publish `publisher` into a live room through the in-process app; the status."""
+    await publisher.pc.setLocalDescription(await publisher.pc.createOffer())
+    path = f"/api/whip/publish/{room}"
+    response = await client.post(path, data=publisher.pc.localDescription.sdp.encode(),
+                                 headers={"Content-Type": "application/sdp", **(headers or {})})
+    body = await response.get_data()
+    contract.check("live", "POST", path, response, body)
+    if response.status_code == 201:
+        await publisher.pc.setRemoteDescription(RTCSessionDescription(body.decode(), "answer"))
+    return response.status_code

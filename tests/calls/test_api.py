@@ -6,8 +6,7 @@ import asyncio
 
 from aiortc import RTCSessionDescription
 
-from tests import contract
-from tests.calls.helpers import APP_SECRET, CallsApi, CallsPeer, pull, wait_for
+from tests.calls.helpers import APP_SECRET, CallsApi, CallsPeer, publish_whip, pull, wait_for
 from tests.media.media_clients import NumberedVideoTrack, Publisher, decode_numbers
 
 
@@ -177,14 +176,7 @@ async def test_sfu_offer_for_local_track_autodiscover_and_force_close(api: Calls
 async def test_pull_a_whip_room_track(api: CallsApi) -> None:
     """A browser-style Calls client watches a WHIP publisher: sessionId `live:<room>`."""
     publisher = Publisher("video/VP8")
-    await publisher.pc.setLocalDescription(await publisher.pc.createOffer())
-    path = "/api/whip/publish/lobby"
-    response = await api.client.post(path, data=publisher.pc.localDescription.sdp.encode(),
-                                     headers={"Content-Type": "application/sdp"})
-    body = await response.get_data()
-    contract.check("live", "POST", path, response, body)
-    assert response.status_code == 201, body
-    await publisher.pc.setRemoteDescription(RTCSessionDescription(body.decode(), "answer"))
+    assert await publish_whip(api.client, "lobby", publisher) == 201
     video_mid = next(t.mid for t in publisher.pc.getTransceivers() if t.kind == "video")
 
     viewer = CallsPeer()
@@ -287,9 +279,7 @@ async def test_rate_limit_is_per_session(api: CallsApi) -> None:
     assert (await api.call("GET", f"/sessions/{other}")).status == 200
 
 
-def _description(body: dict[str, str]):  # type: ignore[no-untyped-def]
-    from aiortc import RTCSessionDescription
-
+def _description(body: dict[str, str]) -> RTCSessionDescription:
     return RTCSessionDescription(body["sdp"], body["type"])
 
 

@@ -21,7 +21,13 @@ async def test_track_goes_inactive_without_media_and_session_closes(
     monkeypatch.setattr(calls_service, "INACTIVE_AFTER", 2.0)  # upstream: 30 s
     a, names = await push_camera(api)
     key = f"local:{names['video']}"
-    assert (await api.state(a.session_id))[key]["status"] in ("active", "waiting")
+    for _ in range(100):  # media flows first (a track that never started stays waiting)
+        status = (await api.state(a.session_id))[key]["status"]
+        if status == "active":
+            break
+        assert status == "waiting"
+        await asyncio.sleep(0.1)
+    assert status == "active"
     sender = next(t.sender for t in a.pc.getTransceivers()
                   if t.sender.track is not None and t.sender.track.id == names["video"])
     sender.replaceTrack(None)  # the browser stops sending but keeps the connection
@@ -184,15 +190,18 @@ async def test_data_channels_without_sctp_get_an_sfu_offer(api: CallsApi) -> Non
     await b.close()
 
 
-async def test_session_created_without_offer_gets_longer_to_connect(
+async def test_session_created_without_offer_outlives_the_connect_timeout(
     api: CallsApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """It holds no PeerConnection until a call negotiates one, so the core's connect timeout
+    does not apply to it until then; one that never negotiates closes after a while."""
     app = api.client.app
     state = app.extensions[EXTENSION]
     monkeypatch.setattr(state.media.config, "connect_timeout", 0.3)  # upstream-like: 30 s
-    monkeypatch.setattr(calls_service, "OPEN_SESSION_CONNECT_TIMEOUT", 2.0)
+    monkeypatch.setattr(calls_service, "PEERLESS_SESSION_TTL", 1.5)
     service = state.services["calls"]
     later = await api.new_session()  # negotiates later: tracks/new, renegotiate
+    idle = await api.new_session()  # never negotiates
     client = RTCPeerConnection()
     client.addTransceiver("audio", direction="sendonly")
     await client.setLocalDescription(await client.createOffer())
@@ -200,9 +209,18 @@ async def test_session_created_without_offer_gets_longer_to_connect(
     await client.close()  # the answer is never applied: this one cannot connect
     await wait_for(lambda: service.sessions[offered].closed, 2)
     assert not service.sessions[later].closed
+    assert later not in state.media.peers and idle not in state.media.peers
     reply = await api.call("POST", f"/sessions/{later}/tracks/new", {"tracks": [
         {"location": "local", "trackName": "cam", "kind": "video"}]})
     assert reply.status == 200 and reply.body["requiresImmediateRenegotiation"]
+    assert later in state.media.peers
     await wait_for(lambda: service.sessions[later].closed, 4)  # never connected either
     reply = await api.call("POST", f"/sessions/{later}/tracks/new", {"tracks": []})
     assert reply.status == 400 and reply.body["errorCode"] == "session_closed"
+    assert (await api.state(later))["local:cam"]["status"] == "inactive"
+    await wait_for(lambda: service.sessions[idle].closed, 4)
+    reply = await api.call("POST", f"/sessions/{idle}/tracks/new", {"tracks": []})
+    assert reply.status == 400 and reply.body["errorCode"] == "session_closed"
+    async with state.db.session() as db:
+        row = await db.get(CallsSession, idle)
+        assert row is not None and row.closed
