@@ -23,6 +23,7 @@ from gateway.brokerage.service import BrokerageService
 from gateway.brokerage.signalling import GOING_AWAY, Signalling, error_message
 from gateway.clientip import request_client_ip
 from gateway.errors import ApiError
+from gateway.jsonbody import json_body
 from gateway.ratelimit import enforce, per_minute
 from gateway.settings import Settings
 from gateway.state import gateway_state
@@ -68,8 +69,7 @@ def create_blueprint(settings: Settings) -> Blueprint:
         client = request_client_ip()
         await enforce(creations, client, message="too many sessions created; slow down",
                       code="RATE_LIMITED")
-        body = await request.get_json(force=True, silent=True)
-        parsed = parse_create(body, settings.punch_default_ttl)
+        parsed = parse_create(await json_body(), settings.punch_default_ttl)
         created = await brokerage().create_session(parsed, client)
         return jsonify(created_body(created, _base_url())), 201
 
