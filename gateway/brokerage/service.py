@@ -13,13 +13,13 @@ import logging
 import secrets
 import string
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import __version__
@@ -39,10 +39,12 @@ DEFAULT_STREAM = "default"
 PASSPHRASE_LENGTH = 32
 PBKEYLEN = 16
 SWEEP_GRACE_SECONDS = 300
+"""Expired sessions stay (CLOSED) this long before the sweeper deletes them."""
 PEER_STALE_SECONDS = 30
 """A registration its process has not refreshed for this long belongs to a dead socket."""
 HEARTBEAT_CHUNK = 500
-"""Expired sessions stay (CLOSED) this long before the sweeper deletes them."""
+TICK_SECONDS = 1.0
+"""How often relays are checked for a finished session or no connected peer."""
 _ALPHABET = string.ascii_letters + string.digits
 
 
@@ -95,7 +97,7 @@ class BrokerageService:
         self.relays = relays or RelayManager()
         self.clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
-        self._sweeper: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
         self.connections: set[Any] = set()
         """This process's signalling connections (they live where their socket is)."""
 
@@ -368,22 +370,67 @@ class BrokerageService:
                 self._locks.pop(name, None)
         return len(due)
 
-    def start_sweeper(self, interval: float) -> None:
-        async def loop() -> None:
-            while True:
-                await asyncio.sleep(interval)
-                try:
-                    await self.sweep()
-                except Exception:
-                    log.exception("brokerage sweep failed")
+    # ---- relays -------------------------------------------------------------------------
 
-        self._sweeper = asyncio.create_task(loop())
+    async def reap_relays(self) -> None:
+        """Stop this process's relays whose session is over (closed here or on another
+        replica) or that have had no connected peer for the relay idle timeout."""
+        for relay in self.relays.all():
+            async with self.db.session() as db:
+                row = await db.get(PunchSession, relay.session)
+                live = row is not None and self.is_live(row)
+                registered = live and bool(await db.scalar(
+                    select(func.count()).select_from(PunchPeer)
+                    .join(PunchStream, PunchStream.id == PunchPeer.stream_id)
+                    .where(PunchStream.session_name == relay.session,
+                           PunchStream.name == relay.stream)
+                ))
+            if not live:
+                await self.relays.stop(relay.session, relay.stream)
+            elif self.relays.unused_too_long(relay, signalling=registered):
+                await self._end_unused_relay(relay.session, relay.stream)
+
+    async def _end_unused_relay(self, name: str, stream_name: str) -> None:
+        async with self.lock(name):
+            await self.relays.stop(name, stream_name)
+            async with self.db.session() as db:
+                row = await db.get(PunchSession, name)
+                stream = next((s for s in await self._streams(db, name)
+                               if s.name == stream_name), None)
+                if row is None or stream is None:
+                    return
+                stream.relay_host = stream.relay_sender = None
+                stream.relay_port_a = stream.relay_port_b = None
+                if stream.state in (RELAYING, CONNECTED):
+                    stream.state = WAITING  # nobody is left on it
+                changed = await self.recompute(db, row)
+        log.info("relay for %s/%s stopped: no connected peer for %.0f s", name, stream_name,
+                 self.relays.idle_timeout)
+        if changed:
+            await self.bus.publish(name, {"type": "state", "state": changed}, Audience.everyone())
+
+    # ---- background work ----------------------------------------------------------------
+
+    def start_sweeper(self, interval: float, tick: float = TICK_SECONDS) -> None:
+        """`sweep` every `interval` s; every `tick` s the relays are checked."""
+
+        async def every(seconds: float, work: Callable[[], Awaitable[object]],
+                        what: str) -> None:
+            while True:
+                await asyncio.sleep(seconds)
+                try:
+                    await work()
+                except Exception:
+                    log.exception("brokerage %s failed", what)
+
+        self._background = [asyncio.create_task(every(interval, self.sweep, "sweep")),
+                            asyncio.create_task(every(tick, self.reap_relays, "relay check"))]
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for task in self._background:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+                await task
         await self.relays.stop_all()
 
     # ---- state machine helpers (used by signalling) -------------------------------------

@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from gateway.brokerage.bus import Audience
 from gateway.brokerage.errors import PunchError
 from gateway.brokerage.models import PunchPeer, PunchSession, PunchStream
+from gateway.brokerage.relay import RelayLimitReached
 from gateway.brokerage.service import (
     CLOSED,
     CONNECTED,
@@ -315,11 +316,15 @@ class Signalling:
 
         if not service.relays.available:
             raise SignalError("SERVER_ERROR", "relay is not available on this gateway")
-        relay = await service.relays.start(
-            session, stream_name, bind_host=service.relay_bind_host(host),
-            passphrase=passphrase, pbkeylen=pbkeylen, latency_ms=latency,
-            on_flowing=flowing, on_failed=failed,
-        )
+        try:
+            relay = await service.relays.start(
+                session, stream_name, bind_host=service.relay_bind_host(host),
+                passphrase=passphrase, pbkeylen=pbkeylen, latency_ms=latency,
+                on_flowing=flowing, on_failed=failed,
+            )
+        except RelayLimitReached:
+            raise SignalError("SERVER_ERROR", "no relay available: this gateway runs its "
+                              "limit of relays; try again later") from None
         ports = {sender: relay.source_port, "b" if sender == "a" else "a": relay.target_port}
         async with service.db.session() as db:
             row, stream, _peers = await self._load(db, connection)
