@@ -43,6 +43,7 @@ async def _start(state: GatewayState) -> None:
     bus = ReplicatedSignalBus(state.bus)
     await bus.start()
     service = build_service(state, bus)
+    await service.beat()  # alive before its first registration
     state.services[SERVICE_KEY] = service
     service.start_sweeper(SWEEP_INTERVAL_SECONDS)
     state.stop_hooks.append(_watch_draining(state, service))

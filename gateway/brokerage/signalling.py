@@ -178,6 +178,7 @@ class Signalling:
             async with service.db.session() as db:
                 row = await service._live(db, connection.session)
                 streams = await service._streams(db, row.name)
+                await service.free_dead_registrations(db, streams)
                 wanted = stream_name or connection.stream or (
                     claims.stream if not claims.is_admin
                     else await self._first_open_stream(db, streams))
@@ -199,6 +200,7 @@ class Signalling:
                     new_peer = PunchPeer(
                         stream_id=stream.id, label=label, connection_id=connection.id,
                         host=connection.host, port=port, ready=False,
+                        replica=service.replica_id,
                         registered_at=datetime.fromtimestamp(service.clock(), UTC),
                         seen_at=datetime.fromtimestamp(service.clock(), UTC),
                     )
@@ -212,10 +214,9 @@ class Signalling:
                     peers[label] = new_peer
                 connection.stream, connection.label = stream.name, label
                 matched = len(peers) == 2
-                changed = None
                 if matched and stream.state in (WAITING, READY):
                     stream.state = READY
-                    changed = await service.recompute(db, row)
+                changed = await service.recompute(db, row)
                 pair = (peers.get("a"), peers.get("b"))
                 latency, passphrase = row.latency, row.passphrase
             connection.deliver({"type": "registered", "stream": stream.name, "peer": label})
