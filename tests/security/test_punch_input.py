@@ -23,6 +23,7 @@ from jsonschema import Draft202012Validator
 from gateway.brokerage.signalling import MAX_MESSAGE_BYTES
 from gateway.specs import SpecStore
 from tests.brokerage.helpers import Api, Peer
+from tests.fuzz import CONFORMANCE, run_schemathesis
 from tests.server import RunningServer, start_server
 
 _names = itertools.count()
@@ -81,10 +82,15 @@ def test_bad_session_bodies_get_punchs_400(api: Api, body: bytes, content_type: 
 
 def test_a_valid_body_in_utf8_still_creates(api: Api) -> None:
     name = f"utf8-{next(_names)}"
-    body = json.dumps({"name": name, "streams": ["cam-1"]}, ensure_ascii=False).encode()
+    body = json.dumps({"name": name, "streams": ["cam-1"], "ttl": 600.0, "latency": 1.2e2},
+                      ensure_ascii=False).encode()
     response = api.request("POST", "/api/session", content=body,
                            headers={"Content-Type": "application/json; charset=utf-8"})
     assert response.status_code == 201, response.text
+    # an integral JSON number is an integer (as in JSON Schema), and answered as one
+    created = response.json()
+    assert (created["ttl"], created["latency"]) == (600, 120)
+    assert isinstance(created["ttl"], int) and isinstance(created["latency"], int)
 
 
 def test_duplicate_stream_names_are_refused_as_the_spec_says(api: Api) -> None:
@@ -102,6 +108,20 @@ def test_duplicate_stream_names_are_refused_as_the_spec_says(api: Api) -> None:
     assert api.request("POST", "/api/session", json=unique).status_code == 201
     # the 400 is a documented answer of the operation
     assert "400" in document["paths"]["/api/session"]["post"]["responses"]
+
+
+def test_session_creation_accepts_what_the_spec_allows_and_refuses_the_rest(
+        punch: RunningServer, tmp_path: Path) -> None:
+    """Schemathesis, valid and invalid bodies: no 5xx, no contract violation, no 400 for a
+    body the spec allows (it found duplicate stream names and `"ttl": 347.0`, a JSON
+    Schema integer), no 2xx for one it forbids."""
+    result = run_schemathesis(
+        "brokerage", punch.base_url, path_regex=r"^/api/session$",
+        checks=f"{CONFORMANCE},negative_data_rejection,positive_data_acceptance",
+        max_examples=100, extra=["--mode", "all"], workdir=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "No operations" not in output and "generated" in output, output
 
 
 class RssSampler:
