@@ -22,9 +22,9 @@ from jsonschema import Draft202012Validator
 
 from gateway.brokerage.signalling import MAX_MESSAGE_BYTES
 from gateway.specs import SpecStore
-from tests.brokerage.helpers import Api, Peer
+from tests.brokerage.helpers import Api, Peer, api_for, serve_punch
 from tests.fuzz import CONFORMANCE, run_schemathesis
-from tests.server import RunningServer, start_server
+from tests.server import RunningServer
 
 _names = itertools.count()
 MiB = 1024 * 1024
@@ -32,17 +32,12 @@ MiB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def punch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    root: Path = tmp_path_factory.mktemp("punch-input")
-    running = start_server(root / "data", env={"PUNCH_RATE_LIMIT": "0"})
-    yield running
-    assert running.stop() == 0, running.log()
+    yield from serve_punch(tmp_path_factory.mktemp("punch-input"))
 
 
 @pytest.fixture
 def api(punch: RunningServer) -> Iterator[Api]:
-    client = Api(punch.base_url)
-    yield client
-    client.close()
+    yield from api_for(punch)
 
 
 BAD_BODIES = [

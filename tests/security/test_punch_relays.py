@@ -21,9 +21,9 @@ import pytest
 
 from gateway.brokerage.relay import RelayManager
 from gateway.settings import Settings, SettingsError
-from tests.brokerage.helpers import Api, Peer, free_udp_port
+from tests.brokerage.helpers import Api, Peer, api_for, free_udp_port, serve_punch
 from tests.brokerage.test_srt import running
-from tests.server import RunningServer, start_server
+from tests.server import RunningServer
 
 MAX_RELAYS = 2
 IDLE_SECONDS = 2
@@ -33,21 +33,14 @@ _ports = itertools.count(20000, 2)
 
 @pytest.fixture(scope="module")
 def relay_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    root: Path = tmp_path_factory.mktemp("relays")
-    running = start_server(root / "data", env={
-        "PUNCH_RATE_LIMIT": "0",
-        "PUNCH_MAX_RELAYS": str(MAX_RELAYS),
-        "PUNCH_RELAY_IDLE_TIMEOUT": str(IDLE_SECONDS),
-    })
-    yield running
-    assert running.stop() == 0, running.log()
+    yield from serve_punch(tmp_path_factory.mktemp("relays"),
+                           PUNCH_MAX_RELAYS=str(MAX_RELAYS),
+                           PUNCH_RELAY_IDLE_TIMEOUT=str(IDLE_SECONDS))
 
 
 @pytest.fixture
 def api(relay_server: RunningServer) -> Iterator[Api]:
-    client = Api(relay_server.base_url)
-    yield client
-    client.close()
+    yield from api_for(relay_server)
 
 
 def relay_processes(server: RunningServer) -> list[psutil.Process]:
