@@ -81,6 +81,8 @@ class Relay:
     source_port: int
     target_port: int
     process: asyncio.subprocess.Process
+    passphrase: str = field(repr=False)
+    """Its session's: a later session of the same name has another one."""
     flowing: bool = False
     stopping: bool = False
     watcher: asyncio.Task[None] | None = None
@@ -121,8 +123,10 @@ class RelayManager:
                     on_failed: Callback) -> Relay:
         async with self._starting:  # one at a time: the limit holds under concurrent requests
             existing = self._relays.get((session, stream))
-            if existing is not None:
+            if existing is not None and existing.passphrase == passphrase:
                 return existing
+            if existing is not None:  # left by an earlier session of this name
+                await self.stop(session, stream)
             if len(self._relays) >= self.max_relays:
                 raise RelayLimitReached(f"this gateway already runs its {self.max_relays} "
                                         "relays")
@@ -138,7 +142,7 @@ class RelayManager:
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
             )
-            relay = Relay(session, stream, source_port, target_port, process)
+            relay = Relay(session, stream, source_port, target_port, process, passphrase)
             self._relays[(session, stream)] = relay
             await self._hide_passphrase(relay, passphrase)
             relay.watcher = asyncio.create_task(self._watch(relay, on_flowing, on_failed))

@@ -422,11 +422,13 @@ class BrokerageService:
 
     async def reap_relays(self) -> None:
         """Stop this process's relays whose session is over (closed here or on another
-        replica) or that have had no connected peer for the relay idle timeout."""
+        replica, or replaced by a new session of its name) or that have had no connected
+        peer for the relay idle timeout."""
         for relay in self.relays.all():
             async with self.db.session() as db:
                 row = await db.get(PunchSession, relay.session)
-                live = row is not None and self.is_live(row)
+                live = (row is not None and self.is_live(row)
+                        and row.passphrase == relay.passphrase)  # not a later namesake
                 registered = live and bool(await db.scalar(
                     select(func.count()).select_from(PunchPeer)
                     .join(PunchStream, PunchStream.id == PunchPeer.stream_id)

@@ -233,3 +233,35 @@ async def test_registrations_of_a_replica_that_stopped_beating_are_free(
         await gone.stop()
         await alive.stop()
         await db.close()
+
+
+async def test_a_relay_does_not_outlive_its_session_into_a_namesake(tmp_path: Path) -> None:
+    """A session expires (not yet swept) and a new one takes its name: the old relay,
+    with the old passphrase, must not serve the new session."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'namesake.db'}"
+    await asyncio.to_thread(upgrade, url)
+    db = Database(url)
+    service = BrokerageService(db, TokenSigner(b"k" * 32), _config())
+    signalling = Signalling(service)
+    try:
+        created = await service.create_session(
+            CreateSession(name="same", streams=[], latency=200, ttl=60), "127.0.0.1")
+        peer = service.verify(service.mint(created.session, "default"))
+        a = await signalling.open("same", peer, "127.0.0.1", "127.0.0.1")
+        b = await signalling.open("same", peer, "127.0.0.1", "127.0.0.1")
+        for port, connection in ((4400, a), (4402, b)):
+            await signalling.handle_text(connection, json.dumps(
+                {"type": "register", "port": port}))
+        await signalling.handle_text(a, '{"type": "relay"}')
+        old = service.relays.get("same", "default")
+        assert old is not None and old.process.returncode is None
+        now = time.time()
+        service.clock = lambda: now + 61
+        await service.create_session(
+            CreateSession(name="same", streams=[], latency=200, ttl=600), "127.0.0.1")
+        await service.reap_relays()
+        assert service.relays.get("same", "default") is None
+        assert old.process.returncode is not None
+    finally:
+        await service.stop()
+        await db.close()
