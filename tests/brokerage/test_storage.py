@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -105,13 +107,22 @@ async def test_state_machine_on_both_databases(database_url: str) -> None:
         await db.close()
 
 
-async def test_relay_request_and_shutdown(tmp_path: Path) -> None:
+@asynccontextmanager
+async def relaying_service(tmp_path: Path) -> AsyncIterator[tuple[BrokerageService, Signalling]]:
+    """A service on SQLite with the real relay binary, stopped (relays too) on exit."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'relay.db'}"
     await asyncio.to_thread(upgrade, url)
     db = Database(url)
     service = BrokerageService(db, TokenSigner(b"k" * 32), _config())
-    signalling = Signalling(service)
     try:
+        yield service, Signalling(service)
+    finally:
+        await service.stop()
+        await db.close()
+
+
+async def test_relay_request_and_shutdown(tmp_path: Path) -> None:
+    async with relaying_service(tmp_path) as (service, signalling):
         created = await service.create_session(
             CreateSession(name="ask", streams=[], latency=300, ttl=600), "127.0.0.1")
         peer = service.verify(service.mint(created.session, "default"))
@@ -134,9 +145,6 @@ async def test_relay_request_and_shutdown(tmp_path: Path) -> None:
             "RELAYING")
         process = service.relays.get("ask", "default").process
         assert process.returncode is None
-    finally:
-        await service.stop()
-        await db.close()
     assert process.returncode is not None  # relays stop with the gateway
 
 
@@ -238,12 +246,7 @@ async def test_registrations_of_a_replica_that_stopped_beating_are_free(
 async def test_a_relay_does_not_outlive_its_session_into_a_namesake(tmp_path: Path) -> None:
     """A session expires (not yet swept) and a new one takes its name: the old relay,
     with the old passphrase, must not serve the new session."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'namesake.db'}"
-    await asyncio.to_thread(upgrade, url)
-    db = Database(url)
-    service = BrokerageService(db, TokenSigner(b"k" * 32), _config())
-    signalling = Signalling(service)
-    try:
+    async with relaying_service(tmp_path) as (service, signalling):
         created = await service.create_session(
             CreateSession(name="same", streams=[], latency=200, ttl=60), "127.0.0.1")
         peer = service.verify(service.mint(created.session, "default"))
@@ -262,6 +265,3 @@ async def test_a_relay_does_not_outlive_its_session_into_a_namesake(tmp_path: Pa
         await service.reap_relays()
         assert service.relays.get("same", "default") is None
         assert old.process.returncode is not None
-    finally:
-        await service.stop()
-        await db.close()
