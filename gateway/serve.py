@@ -10,17 +10,74 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from typing import Any
 
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
+from hypercorn.protocol import ws_stream
+from wsproto.extensions import PerMessageDeflate
+from wsproto.frame_protocol import CloseReason
 
 from gateway.app import create_app
+from gateway.brokerage.signalling import MAX_MESSAGE_BYTES as PUNCH_MESSAGE_BYTES
 from gateway.settings import Settings
 from gateway.state import EXTENSION, GatewayState
 from gateway.tasks import BackgroundTasks
 
 log = logging.getLogger("mediagate.serve")
 IN_FLIGHT_GRACE_SECONDS = 5.0
+WEBSOCKET_MAX_MESSAGE_BYTES = PUNCH_MESSAGE_BYTES
+"""Punch's signalling is the only WebSocket API: Hypercorn closes a socket with 1009 as soon
+as a message grows past this, instead of buffering up to its default 16 MiB first."""
+
+
+class BoundedWebsocketBuffer(ws_stream.WebsocketBuffer):
+    """Hypercorn's message buffer, refusing a chunk *before* storing it.
+
+    Hypercorn 0.18 appends each chunk and only then compares the length, and after it has
+    sent 1009 it keeps appending the rest of the oversized message as it arrives. This one
+    stores nothing past the limit: it raises once (Hypercorn sends 1009), drops the rest of
+    that message, and at its end tells the app the socket is gone instead of delivering it.
+    (Raising again would stop Hypercorn from reading the client's closing handshake.)
+    """
+
+    def __init__(self, max_length: int) -> None:
+        super().__init__(max_length)
+        self.refused = False
+
+    def extend(self, event: ws_stream.Message) -> None:
+        if self.refused:
+            return
+        if self.length + len(event.data) > self.max_length:
+            self.refused, self.value = True, None
+            raise ws_stream.FrameTooLargeError()
+        super().extend(event)
+
+    def clear(self) -> None:
+        super().clear()
+        self.refused = False
+
+    def to_message(self) -> dict[str, Any]:
+        if self.refused:
+            return {"type": "websocket.disconnect", "code": CloseReason.MESSAGE_TOO_BIG.value}
+        return super().to_message()
+
+
+class DeclinedPerMessageDeflate(PerMessageDeflate):
+    """permessage-deflate is never negotiated: wsproto inflates a compressed frame in one
+    unbounded zlib call before any size check (8 KiB on the wire became 8 MiB in memory),
+    and signalling messages are too small to gain from it. A compressed frame sent anyway
+    is a protocol error."""
+
+    def accept(self, offer: str) -> None:
+        return None
+
+
+def bound_websockets() -> None:
+    """Hypercorn has no setting for these, and builds both objects per connection from
+    its module globals: replace the two classes (idempotent)."""
+    ws_stream.WebsocketBuffer = BoundedWebsocketBuffer  # type: ignore[misc]
+    ws_stream.PerMessageDeflate = DeclinedPerMessageDeflate  # type: ignore[misc]
 
 
 def hypercorn_config(settings: Settings) -> Config:
@@ -31,6 +88,8 @@ def hypercorn_config(settings: Settings) -> Config:
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.include_server_header = False
+    config.websocket_max_message_size = WEBSOCKET_MAX_MESSAGE_BYTES
+    bound_websockets()
     return config
 
 

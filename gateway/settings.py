@@ -265,6 +265,12 @@ class Settings(BaseModel):
     punch_default_ttl: int = Field(1800, alias="PUNCH_DEFAULT_TTL", ge=60, le=86400)
     punch_max_streams: int = Field(16, alias="PUNCH_MAX_STREAMS", ge=1, le=16)
     punch_rate_limit: int = Field(10, alias="PUNCH_RATE_LIMIT", ge=0)
+    punch_max_relays: int = Field(16, alias="PUNCH_MAX_RELAYS", ge=0, le=1024)
+    """srt-live-transmit relays this replica runs at once (0: no relay)."""
+    punch_relay_idle_timeout: float = Field(
+        60.0, alias="PUNCH_RELAY_IDLE_TIMEOUT", gt=0, le=3600
+    )
+    """Seconds a relay lives on without a connected peer (WebSocket or SRT)."""
     turnstile_secret: OptionalSecret = Field(None, alias="TURNSTILE_SECRET")
     turnstile_verify_url: str = Field(
         "https://challenges.cloudflare.com/turnstile/v0/siteverify",

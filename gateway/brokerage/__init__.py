@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from gateway.apis import ApiMount
 from gateway.brokerage.bus import ReplicatedSignalBus
+from gateway.brokerage.relay import RelayManager
 from gateway.brokerage.routes import SERVICE_KEY, create_blueprint
 from gateway.brokerage.schemas import render_error
 from gateway.brokerage.service import BrokerageService, Config
@@ -33,13 +34,16 @@ def build_service(state: GatewayState, bus: ReplicatedSignalBus) -> BrokerageSer
         turnstile_verify_url=settings.turnstile_verify_url,
         public_url=settings.public_url,
     )
-    return BrokerageService(state.db, TokenSigner(key), config, bus=bus)
+    relays = RelayManager(max_relays=settings.punch_max_relays,
+                          idle_timeout=settings.punch_relay_idle_timeout)
+    return BrokerageService(state.db, TokenSigner(key), config, bus=bus, relays=relays)
 
 
 async def _start(state: GatewayState) -> None:
     bus = ReplicatedSignalBus(state.bus)
     await bus.start()
     service = build_service(state, bus)
+    await service.beat()  # alive before its first registration
     state.services[SERVICE_KEY] = service
     service.start_sweeper(SWEEP_INTERVAL_SECONDS)
     state.stop_hooks.append(_watch_draining(state, service))

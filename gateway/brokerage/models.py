@@ -1,7 +1,8 @@
 """Punch tables: sessions, their streams, and the peers registered on each stream.
 
 Everything another replica must see lives here; only WebSockets and relay processes
-live in process memory.
+live in process memory. Each process beats its `punch_replica` row every second, so the
+registrations of a process that died are free within seconds.
 """
 
 from __future__ import annotations
@@ -65,3 +66,14 @@ class PunchPeer(Base):
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     """Refreshed by the process holding the WebSocket; a stale row is a dead socket."""
+    replica: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    """The `PunchReplica` holding the WebSocket: when it stops beating, the row is free."""
+
+
+class PunchReplica(Base):
+    """A running gateway process (a fresh id per start) and when it last said it is alive."""
+
+    __tablename__ = "punch_replica"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

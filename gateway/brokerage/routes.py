@@ -23,6 +23,7 @@ from gateway.brokerage.service import BrokerageService
 from gateway.brokerage.signalling import GOING_AWAY, Signalling, error_message
 from gateway.clientip import request_client_ip
 from gateway.errors import ApiError
+from gateway.jsonbody import json_body
 from gateway.ratelimit import enforce, per_minute
 from gateway.settings import Settings
 from gateway.state import gateway_state
@@ -68,8 +69,7 @@ def create_blueprint(settings: Settings) -> Blueprint:
         client = request_client_ip()
         await enforce(creations, client, message="too many sessions created; slow down",
                       code="RATE_LIMITED")
-        body = await request.get_json(force=True, silent=True)
-        parsed = parse_create(body, settings.punch_default_ttl)
+        parsed = parse_create(await json_body(), settings.punch_default_ttl)
         created = await brokerage().create_session(parsed, client)
         return jsonify(created_body(created, _base_url())), 201
 
@@ -119,13 +119,13 @@ def create_blueprint(settings: Settings) -> Blueprint:
             return render_error(api_error(exc))
         await websocket.accept()
         writer = asyncio.create_task(_pump(connection.outbox))
+        receiver: asyncio.Future[str | bytes] | None = None
         try:
             while not writer.done():
                 receiver = asyncio.ensure_future(websocket.receive())
                 done, _ = await asyncio.wait({receiver, writer},
                                              return_when=asyncio.FIRST_COMPLETED)
                 if receiver not in done:
-                    receiver.cancel()
                     break
                 try:
                     await signalling.handle_text(connection, receiver.result())
@@ -133,9 +133,13 @@ def create_blueprint(settings: Settings) -> Blueprint:
                     log.exception("signalling message failed on session %s", name)
                     connection.deliver(error_message("SERVER_ERROR", "internal error"))
         finally:
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+            # also when the client left and Quart cancels this handler: a pending
+            # receive left behind is destroyed pending (logged as an error)
+            for task in (receiver, writer):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await signalling.close(connection)
         return None
 

@@ -52,6 +52,8 @@ def _bad(message: str) -> PunchError:
 
 def _int_field(body: dict[str, Any], key: str, default: int, bounds: tuple[int, int]) -> int:
     value = body.get(key, default)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON has one number type: 300.0 is the integer 300
     if isinstance(value, bool) or not isinstance(value, int):
         raise _bad(f"{key} must be an integer")
     if not bounds[0] <= value <= bounds[1]:

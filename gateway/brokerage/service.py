@@ -13,20 +13,21 @@ import logging
 import secrets
 import string
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import __version__
 from gateway.brokerage import connect
 from gateway.brokerage.bus import Audience, LocalSignalBus, SignalBus
 from gateway.brokerage.errors import PunchError, expired, not_found
-from gateway.brokerage.models import PunchPeer, PunchSession, PunchStream
+from gateway.brokerage.models import PunchPeer, PunchReplica, PunchSession, PunchStream
 from gateway.brokerage.relay import RelayManager
 from gateway.brokerage.tokens import Claims, TokenError, TokenSigner
 from gateway.db import Database
@@ -39,10 +40,16 @@ DEFAULT_STREAM = "default"
 PASSPHRASE_LENGTH = 32
 PBKEYLEN = 16
 SWEEP_GRACE_SECONDS = 300
+"""Expired sessions stay (CLOSED) this long before the sweeper deletes them."""
 PEER_STALE_SECONDS = 30
 """A registration its process has not refreshed for this long belongs to a dead socket."""
 HEARTBEAT_CHUNK = 500
-"""Expired sessions stay (CLOSED) this long before the sweeper deletes them."""
+TICK_SECONDS = 1.0
+"""How often this process beats its replica row, and checks its relays."""
+REPLICA_DEAD_SECONDS = 3.0
+"""A replica that has not beaten for this long is dead: its registrations are free."""
+REPLICA_FORGET_SECONDS = 3600
+"""The sweeper deletes replica rows this old."""
 _ALPHABET = string.ascii_letters + string.digits
 
 
@@ -95,9 +102,11 @@ class BrokerageService:
         self.relays = relays or RelayManager()
         self.clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
-        self._sweeper: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
         self.connections: set[Any] = set()
         """This process's signalling connections (they live where their socket is)."""
+        self.replica_id = str(uuid.uuid4())
+        """This process in `punch_replica`; its registrations carry it."""
 
     # ---- tokens -------------------------------------------------------------------------
 
@@ -309,8 +318,51 @@ class BrokerageService:
 
     # ---- expiry -------------------------------------------------------------------------
 
+    # ---- liveness -----------------------------------------------------------------------
+
+    async def beat(self) -> None:
+        """Tell the other replicas this process is alive (every TICK_SECONDS)."""
+        now = _utc(self.clock())
+        async with self.db.session() as db:
+            updated = await db.execute(update(PunchReplica).where(
+                PunchReplica.id == self.replica_id).values(seen_at=now))
+            if not updated.rowcount:  # type: ignore[attr-defined]
+                db.add(PunchReplica(id=self.replica_id, seen_at=now))
+
+    def _held_by_dead_replica(self, now: float) -> ColumnElement[bool]:
+        """Registrations whose replica has not beaten for REPLICA_DEAD_SECONDS (or has no
+        row at all). Never this process's own: it is alive while it asks."""
+        alive = select(PunchReplica.id).where(
+            PunchReplica.seen_at >= _utc(now - REPLICA_DEAD_SECONDS))
+        return and_(PunchPeer.replica.is_not(None), PunchPeer.replica != self.replica_id,
+                    PunchPeer.replica.not_in(alive))
+
+    async def free_dead_registrations(self, db: AsyncSession,
+                                      streams: list[PunchStream]) -> bool:
+        """Drop the streams' registrations held by a dead replica; True if there were any."""
+        dead = (await db.execute(
+            select(PunchPeer.id).where(PunchPeer.stream_id.in_([s.id for s in streams]),
+                                       self._held_by_dead_replica(self.clock()))
+        )).scalars().all()
+        if dead:
+            await self._drop_registrations(db, streams, list(dead))
+            log.info("freed %d registration(s) of a dead replica in session %s", len(dead),
+                     streams[0].session_name)
+        return bool(dead)
+
+    async def _drop_registrations(self, db: AsyncSession, streams: list[PunchStream],
+                                  peer_ids: list[int]) -> None:
+        """Delete these registrations; a READY stream that loses one is WAITING again."""
+        affected = {p.stream_id for p in await self._peers(db, [s.id for s in streams])
+                    if p.id in peer_ids}
+        await db.execute(delete(PunchPeer).where(PunchPeer.id.in_(peer_ids)))
+        for stream in streams:
+            if stream.id in affected and stream.state == READY:
+                stream.state = WAITING
+
     async def heartbeat(self, now: float) -> list[str]:
-        """Refresh this process's registrations; drop stale ones (their process died).
+        """Refresh this process's registrations; drop stale ones (their socket or their
+        replica died).
 
         Returns the sessions whose state changed.
         """
@@ -323,19 +375,15 @@ class BrokerageService:
             stale = (await db.execute(
                 select(PunchPeer.id, PunchStream.session_name)
                 .join(PunchStream, PunchStream.id == PunchPeer.stream_id)
-                .where(PunchPeer.seen_at < _utc(now - PEER_STALE_SECONDS))
+                .where(or_(PunchPeer.seen_at < _utc(now - PEER_STALE_SECONDS),
+                           self._held_by_dead_replica(now)))
             )).all()
         changed: list[str] = []
         for name in sorted({row.session_name for row in stale}):
             async with self.lock(name), self.db.session() as db:
                 peer_ids = [row.id for row in stale if row.session_name == name]
                 streams = await self._streams(db, name)
-                affected = {p.stream_id for p in await self._peers(db, [s.id for s in streams])
-                            if p.id in peer_ids}
-                await db.execute(delete(PunchPeer).where(PunchPeer.id.in_(peer_ids)))
-                for stream in streams:
-                    if stream.id in affected and stream.state == READY:
-                        stream.state = WAITING
+                await self._drop_registrations(db, streams, peer_ids)
                 session = await db.get(PunchSession, name)
                 new_state = await self.recompute(db, session) if session else None
             log.info("dropped %d stale peer registration(s) in session %s", len(peer_ids), name)
@@ -366,24 +414,75 @@ class BrokerageService:
             for name in stale:
                 await self._purge(db, name)
                 self._locks.pop(name, None)
+            await db.execute(delete(PunchReplica).where(
+                PunchReplica.seen_at < _utc(now - REPLICA_FORGET_SECONDS)))
         return len(due)
 
-    def start_sweeper(self, interval: float) -> None:
-        async def loop() -> None:
-            while True:
-                await asyncio.sleep(interval)
-                try:
-                    await self.sweep()
-                except Exception:
-                    log.exception("brokerage sweep failed")
+    # ---- relays -------------------------------------------------------------------------
 
-        self._sweeper = asyncio.create_task(loop())
+    async def reap_relays(self) -> None:
+        """Stop this process's relays whose session is over (closed here or on another
+        replica, or replaced by a new session of its name) or that have had no connected
+        peer for the relay idle timeout."""
+        for relay in self.relays.all():
+            async with self.db.session() as db:
+                row = await db.get(PunchSession, relay.session)
+                live = (row is not None and self.is_live(row)
+                        and row.passphrase == relay.passphrase)  # not a later namesake
+                registered = live and bool(await db.scalar(
+                    select(func.count()).select_from(PunchPeer)
+                    .join(PunchStream, PunchStream.id == PunchPeer.stream_id)
+                    .where(PunchStream.session_name == relay.session,
+                           PunchStream.name == relay.stream)
+                ))
+            if not live:
+                await self.relays.stop(relay.session, relay.stream)
+            elif self.relays.unused_too_long(relay, signalling=registered):
+                await self._end_unused_relay(relay.session, relay.stream)
+
+    async def _end_unused_relay(self, name: str, stream_name: str) -> None:
+        async with self.lock(name):
+            await self.relays.stop(name, stream_name)
+            async with self.db.session() as db:
+                row = await db.get(PunchSession, name)
+                stream = next((s for s in await self._streams(db, name)
+                               if s.name == stream_name), None)
+                if row is None or stream is None:
+                    return
+                stream.relay_host = stream.relay_sender = None
+                stream.relay_port_a = stream.relay_port_b = None
+                if stream.state in (RELAYING, CONNECTED):
+                    stream.state = WAITING  # nobody is left on it
+                changed = await self.recompute(db, row)
+        log.info("relay for %s/%s stopped: no connected peer for %.0f s", name, stream_name,
+                 self.relays.idle_timeout)
+        if changed:
+            await self.bus.publish(name, {"type": "state", "state": changed}, Audience.everyone())
+
+    # ---- background work ----------------------------------------------------------------
+
+    def start_sweeper(self, interval: float, tick: float = TICK_SECONDS) -> None:
+        """`sweep` every `interval` s; every `tick` s `beat` and check the relays (apart:
+        stopping a relay may take seconds, and a late beat looks like a dead replica)."""
+
+        async def every(seconds: float, work: Callable[[], Awaitable[object]],
+                        what: str) -> None:
+            while True:
+                await asyncio.sleep(seconds)
+                try:
+                    await work()
+                except Exception:
+                    log.exception("brokerage %s failed", what)
+
+        self._background = [asyncio.create_task(every(interval, self.sweep, "sweep")),
+                            asyncio.create_task(every(tick, self.beat, "replica beat")),
+                            asyncio.create_task(every(tick, self.reap_relays, "relay check"))]
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for task in self._background:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+                await task
         await self.relays.stop_all()
 
     # ---- state machine helpers (used by signalling) -------------------------------------

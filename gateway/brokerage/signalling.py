@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from gateway.brokerage.bus import Audience
 from gateway.brokerage.errors import PunchError
 from gateway.brokerage.models import PunchPeer, PunchSession, PunchStream
+from gateway.brokerage.relay import RelayLimitReached
 from gateway.brokerage.service import (
     CLOSED,
     CONNECTED,
@@ -177,6 +178,7 @@ class Signalling:
             async with service.db.session() as db:
                 row = await service._live(db, connection.session)
                 streams = await service._streams(db, row.name)
+                await service.free_dead_registrations(db, streams)
                 wanted = stream_name or connection.stream or (
                     claims.stream if not claims.is_admin
                     else await self._first_open_stream(db, streams))
@@ -198,6 +200,7 @@ class Signalling:
                     new_peer = PunchPeer(
                         stream_id=stream.id, label=label, connection_id=connection.id,
                         host=connection.host, port=port, ready=False,
+                        replica=service.replica_id,
                         registered_at=datetime.fromtimestamp(service.clock(), UTC),
                         seen_at=datetime.fromtimestamp(service.clock(), UTC),
                     )
@@ -211,10 +214,9 @@ class Signalling:
                     peers[label] = new_peer
                 connection.stream, connection.label = stream.name, label
                 matched = len(peers) == 2
-                changed = None
                 if matched and stream.state in (WAITING, READY):
                     stream.state = READY
-                    changed = await service.recompute(db, row)
+                changed = await service.recompute(db, row)
                 pair = (peers.get("a"), peers.get("b"))
                 latency, passphrase = row.latency, row.passphrase
             connection.deliver({"type": "registered", "stream": stream.name, "peer": label})
@@ -315,11 +317,15 @@ class Signalling:
 
         if not service.relays.available:
             raise SignalError("SERVER_ERROR", "relay is not available on this gateway")
-        relay = await service.relays.start(
-            session, stream_name, bind_host=service.relay_bind_host(host),
-            passphrase=passphrase, pbkeylen=pbkeylen, latency_ms=latency,
-            on_flowing=flowing, on_failed=failed,
-        )
+        try:
+            relay = await service.relays.start(
+                session, stream_name, bind_host=service.relay_bind_host(host),
+                passphrase=passphrase, pbkeylen=pbkeylen, latency_ms=latency,
+                on_flowing=flowing, on_failed=failed,
+            )
+        except RelayLimitReached:
+            raise SignalError("SERVER_ERROR", "no relay available: this gateway runs its "
+                              "limit of relays; try again later") from None
         ports = {sender: relay.source_port, "b" if sender == "a" else "a": relay.target_port}
         async with service.db.session() as db:
             row, stream, _peers = await self._load(db, connection)

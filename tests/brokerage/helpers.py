@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +18,7 @@ from referencing import Registry, Resource
 
 from gateway.specs import SpecStore
 from tests import contract
+from tests.server import RunningServer, start_server
 
 SCHEMA_ID = "urn:test:punch-messages"
 
@@ -56,6 +59,19 @@ def free_udp_port() -> int:
             return port
         except OSError:
             continue
+
+
+def serve_punch(root: Path, **env: str) -> Iterator[RunningServer]:
+    """A real server for a module's fixture: no session-creation limit, `env` on top."""
+    running = start_server(root / "data", env={"PUNCH_RATE_LIMIT": "0", **env})
+    yield running
+    assert running.stop() == 0, running.log()
+
+
+def api_for(server: RunningServer) -> Iterator[Api]:
+    client = Api(server.base_url)
+    yield client
+    client.close()
 
 
 class Api:

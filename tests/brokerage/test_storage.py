@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -105,13 +107,22 @@ async def test_state_machine_on_both_databases(database_url: str) -> None:
         await db.close()
 
 
-async def test_relay_request_and_shutdown(tmp_path: Path) -> None:
+@asynccontextmanager
+async def relaying_service(tmp_path: Path) -> AsyncIterator[tuple[BrokerageService, Signalling]]:
+    """A service on SQLite with the real relay binary, stopped (relays too) on exit."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'relay.db'}"
     await asyncio.to_thread(upgrade, url)
     db = Database(url)
     service = BrokerageService(db, TokenSigner(b"k" * 32), _config())
-    signalling = Signalling(service)
     try:
+        yield service, Signalling(service)
+    finally:
+        await service.stop()
+        await db.close()
+
+
+async def test_relay_request_and_shutdown(tmp_path: Path) -> None:
+    async with relaying_service(tmp_path) as (service, signalling):
         created = await service.create_session(
             CreateSession(name="ask", streams=[], latency=300, ttl=600), "127.0.0.1")
         peer = service.verify(service.mint(created.session, "default"))
@@ -134,9 +145,6 @@ async def test_relay_request_and_shutdown(tmp_path: Path) -> None:
             "RELAYING")
         process = service.relays.get("ask", "default").process
         assert process.returncode is None
-    finally:
-        await service.stop()
-        await db.close()
     assert process.returncode is not None  # relays stop with the gateway
 
 
@@ -146,6 +154,7 @@ async def test_registrations_of_a_dead_process_go_stale(database_url: str) -> No
     dead = BrokerageService(db, TokenSigner(b"k" * 32), _config())
     alive = BrokerageService(db, TokenSigner(b"k" * 32), _config())
     try:
+        await dead.beat()  # it was alive when its peers registered
         created = await dead.create_session(
             CreateSession(name="crash", streams=[], latency=200, ttl=600), "127.0.0.1")
         token = dead.verify(dead.mint(created.session, "default"))
@@ -174,3 +183,85 @@ async def test_registrations_of_a_dead_process_go_stale(database_url: str) -> No
         await dead.stop()
         await alive.stop()
         await db.close()
+
+
+async def test_registrations_of_a_replica_that_stopped_beating_are_free(
+        database_url: str) -> None:
+    """No 30 s wait: 3 s after a replica's last beat its registrations can be taken."""
+    await asyncio.to_thread(upgrade, database_url)
+    db = Database(database_url)
+    gone = BrokerageService(db, TokenSigner(b"k" * 32), _config())
+    alive = BrokerageService(db, TokenSigner(b"k" * 32), _config())
+    try:
+        await gone.beat()
+        await alive.beat()
+        created = await gone.create_session(
+            CreateSession(name="beat", streams=["cam", "cam2"], latency=200, ttl=600),
+            "127.0.0.1")
+        admin = gone.verify(created.token)
+        for port in (4300, 4302):
+            held = await Signalling(gone).open("beat", admin, "127.0.0.1", "127.0.0.1")
+            await Signalling(gone).handle_text(held, json.dumps(
+                {"type": "register", "port": port, "stream": "cam"}))
+        newcomer = await Signalling(alive).open("beat", admin, "127.0.0.1", "127.0.0.1")
+        await Signalling(alive).handle_text(newcomer, json.dumps(
+            {"type": "register", "port": 4304, "stream": "cam"}))
+        assert drain(newcomer)[-1]["error"] == "STREAM_TAKEN"
+        now = time.time()
+        alive.clock = lambda: now + 2.5  # not yet dead
+        await Signalling(alive).handle_text(newcomer, json.dumps(
+            {"type": "register", "port": 4304, "stream": "cam"}))
+        assert drain(newcomer)[-1]["error"] == "STREAM_TAKEN"
+        alive.clock = lambda: now + 3.5
+        await Signalling(alive).handle_text(newcomer, json.dumps(
+            {"type": "register", "port": 4304, "stream": "cam"}))
+        messages = drain(newcomer)
+        assert {"type": "registered", "stream": "cam", "peer": "a"} in messages
+        assert {"type": "state", "state": "WAITING"} in messages  # READY no more
+        body = await alive.describe("beat", admin)
+        assert body["streams"]["cam"] == {**body["streams"]["cam"], "peers": 1,
+                                          "state": "WAITING"}
+        # an admin without a stream finds the freed side too; this replica's own
+        # registrations never count as dead, however late its clock says it is
+        other = await Signalling(alive).open("beat", admin, "127.0.0.1", "127.0.0.1")
+        alive.clock = lambda: now + 500
+        await Signalling(alive).handle_text(other, '{"type": "register", "port": 4306}')
+        assert {"type": "registered", "stream": "cam", "peer": "b"} in drain(other)
+        assert await alive.heartbeat(now + 500) == []
+        # the sweeper forgets replicas that have been gone for an hour
+        alive.clock = lambda: now + 3700
+        await alive.sweep()
+        async with db.session() as session:
+            from sqlalchemy import select
+
+            from gateway.brokerage.models import PunchReplica
+
+            assert gone.replica_id not in (await session.scalars(select(PunchReplica.id))).all()
+    finally:
+        await gone.stop()
+        await alive.stop()
+        await db.close()
+
+
+async def test_a_relay_does_not_outlive_its_session_into_a_namesake(tmp_path: Path) -> None:
+    """A session expires (not yet swept) and a new one takes its name: the old relay,
+    with the old passphrase, must not serve the new session."""
+    async with relaying_service(tmp_path) as (service, signalling):
+        created = await service.create_session(
+            CreateSession(name="same", streams=[], latency=200, ttl=60), "127.0.0.1")
+        peer = service.verify(service.mint(created.session, "default"))
+        a = await signalling.open("same", peer, "127.0.0.1", "127.0.0.1")
+        b = await signalling.open("same", peer, "127.0.0.1", "127.0.0.1")
+        for port, connection in ((4400, a), (4402, b)):
+            await signalling.handle_text(connection, json.dumps(
+                {"type": "register", "port": port}))
+        await signalling.handle_text(a, '{"type": "relay"}')
+        old = service.relays.get("same", "default")
+        assert old is not None and old.process.returncode is None
+        now = time.time()
+        service.clock = lambda: now + 61
+        await service.create_session(
+            CreateSession(name="same", streams=[], latency=200, ttl=600), "127.0.0.1")
+        await service.reap_relays()
+        assert service.relays.get("same", "default") is None
+        assert old.process.returncode is not None
