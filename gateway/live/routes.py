@@ -236,7 +236,10 @@ def create_blueprint(settings: Settings) -> Blueprint:
 
     @blueprint.get("/web/<path:name>")
     async def web_page(name: str) -> Response:
-        response = await send_from_directory(WEB_DIR, name)
+        try:
+            response = await send_from_directory(WEB_DIR, name)
+        except OSError:  # a name the filesystem refuses (too long, ...) names no page
+            raise ApiError(404, "not found") from None
         response.headers["Cache-Control"] = "no-cache"
         return response
 
