@@ -198,13 +198,19 @@ def create_blueprint(settings: Settings) -> Blueprint:
         await limit()
         return jsonify(live_service().list_rooms())
 
+    def authorize_records() -> None:
+        if not authorizer.records_ok(request.headers):
+            raise ApiError(401, "unauthorized")
+
     @blueprint.get("/api/records")
     async def list_records() -> Response:
         await limit()
+        authorize_records()
         return jsonify(records.list_records(settings.recordings_dir))
 
     @blueprint.get("/records/<name>")
     async def get_record(name: str) -> Response:
+        authorize_records()
         path = records.find_record(settings.recordings_dir, name)
         if not settings.record_enabled or path is None:
             raise ApiError(404, "not found")
