@@ -105,6 +105,8 @@ def parse_arm(body: Any) -> int | None:
     ttl = data.get("ttl_secs")
     if ttl is None:
         return None
+    if isinstance(ttl, float) and ttl.is_integer():  # 60.0 is an integer to JSON Schema
+        ttl = int(ttl)
     if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 0 or ttl > 2**31 - 1:
         raise unprocessable("ttl_secs: expected a non-negative integer or null")
     return ttl

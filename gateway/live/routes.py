@@ -214,6 +214,11 @@ def create_blueprint(settings: Settings) -> Blueprint:
         path = records.find_record(settings.recordings_dir, name)
         if not settings.record_enabled or path is None:
             raise ApiError(404, "not found")
+        served = records.served_range(request.headers.get("Range"), path.stat().st_size)
+        if served is None:
+            request.headers.pop("Range", None)
+        else:
+            request.headers["Range"] = served
         return await send_file(path, mimetype=records.mime_type(path), conditional=True)
 
     @blueprint.post("/api/admin/rooms/<room>/close")
