@@ -70,6 +70,8 @@ KNOWN_FAILURES: dict[str, tuple[Known, ...]] = {
     "calls": (
         Known("POST", "/apps/{appId}/sessions/new", POSITIVE,
               '{"sessionDescription": {"type": "answer", ...}}: 400 type must be offer'),
+        Known("POST", "/apps/{appId}/sessions/new", NEGATIVE,
+              '{"sessionDescription": null} (not an object) is 201'),
         Known("POST", f"{SESSION_PATH}/datachannels/new", NEGATIVE,
               'dataChannelName "" is 200 with a per-channel error'),
         Known("POST", f"{SESSION_PATH}/tracks/new", POSITIVE,
