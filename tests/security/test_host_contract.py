@@ -12,8 +12,7 @@ import pytest
 from quart import Quart
 
 from tests import contract
-from tests.host.conftest import TOKEN, Api, running_app
-from tests.pg import free_port
+from tests.host.conftest import Api, device_ports_env, running_app
 
 LONG = "x" * 600
 # (method, path, body): each is sent, and separately validated against the spec.
@@ -63,11 +62,7 @@ VALIDATION_STATUSES = {400, 422}
 
 @pytest.fixture
 async def native_app(tmp_path: Path) -> AsyncIterator[Quart]:
-    async with running_app({
-        "MEDIAGATE_DATA_DIR": str(tmp_path / "data"), "PUNKTFUNK_MGMT_TOKEN": TOKEN,
-        "MEDIAGATE_GAMESTREAM_HTTP_PORT": str(free_port()),
-        "MEDIAGATE_GAMESTREAM_HTTPS_PORT": str(free_port()),
-    }) as app:
+    async with running_app(device_ports_env(tmp_path / "data")) as app:
         yield app
 
 
