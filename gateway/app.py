@@ -11,7 +11,7 @@ from quart import Blueprint, Quart, Response, g, jsonify, request
 
 from gateway import brokerage, calls, host, live, studio
 from gateway.apis import ApiMount
-from gateway.bodylimit import install_body_limit
+from gateway.bodylimit import drain_unread_bodies, install_body_limit
 from gateway.bus import create_bus
 from gateway.clientip import request_client_ip
 from gateway.db import Database
@@ -19,8 +19,9 @@ from gateway.egress import EgressPolicy
 from gateway.errors import ApiError, ErrorRouting, install_error_handlers, plain_json_error
 from gateway.instance import register_instance
 from gateway.keys import load_or_create_secret
-from gateway.logs import Redactor
+from gateway.logs import Redactor, loggable_path
 from gateway.media_setup import create_media_core
+from gateway.pathlimit import install_path_limit
 from gateway.placement import Placement
 from gateway.requestid import current_request_id, install_request_ids
 from gateway.settings import Settings
@@ -63,6 +64,7 @@ def create_app(settings: Settings) -> Quart:
     app.extensions[EXTENSION] = state
 
     install_request_ids(app)
+    install_path_limit(app)
     install_body_limit(app, settings.max_body_bytes)
     _install_access_log(app)
 
@@ -78,6 +80,7 @@ def create_app(settings: Settings) -> Quart:
     install_error_handlers(app, routing)
     app.register_blueprint(_specs_blueprint())
     app.register_blueprint(_readiness_blueprint())
+    app.asgi_app = drain_unread_bodies(app.asgi_app)  # type: ignore[method-assign]
 
     @app.before_serving
     async def _start() -> None:
@@ -116,7 +119,7 @@ def _install_access_log(app: Quart) -> None:
         access_log.info(
             "%s %s %s %.1fms",
             request.method,
-            request.full_path.rstrip("?"),
+            loggable_path(request.full_path.rstrip("?")),
             response.status_code,
             elapsed_ms,
             extra={"request_id": current_request_id(), "client": request_client_ip()},

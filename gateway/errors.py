@@ -13,8 +13,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from quart import Quart, Response, request
+from quart import Quart, Response, has_websocket_context, request, websocket
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing.exceptions import WebsocketMismatch
+
+from gateway.logs import loggable_path
 
 log = logging.getLogger("mediagate.errors")
 
@@ -88,8 +91,17 @@ def plain_json_error(error: ApiError) -> Response:
     return json_error({"error": error.message}, error)
 
 
+def current_path() -> str:
+    """The path of the HTTP request or WebSocket handshake being handled."""
+    return websocket.path if has_websocket_context() else request.path
+
+
 def _from_http_exception(exc: HTTPException) -> ApiError:
     status = exc.code or 500
+    if isinstance(exc, WebsocketMismatch):
+        if has_websocket_context():
+            return ApiError(400, "this path does not accept WebSocket upgrades")
+        return ApiError(400, "this path only accepts WebSocket upgrades")
     messages = {
         404: "not found",
         405: "method not allowed",
@@ -113,7 +125,7 @@ def install_error_handlers(app: Quart, routing: ErrorRouting,
     def render(error: ApiError) -> Response:
         if on_render is not None:
             on_render(error)
-        return routing.renderer_for(request.path)(error)
+        return routing.renderer_for(current_path())(error)
 
     @app.errorhandler(ApiError)
     async def _api_error(error: ApiError) -> Response:
@@ -125,5 +137,6 @@ def install_error_handlers(app: Quart, routing: ErrorRouting,
 
     @app.errorhandler(Exception)
     async def _unexpected(exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        method = "WEBSOCKET" if has_websocket_context() else request.method
+        log.exception("unhandled error on %s %s", method, loggable_path(current_path()))
         return render(ApiError(500, "internal server error"))

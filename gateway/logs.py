@@ -18,6 +18,15 @@ _PATTERNS = [
     ),
 ]
 REDACTED = "[redacted]"
+LOGGED_PATH_CHARS = 200
+
+
+def loggable_path(path: str, limit: int = LOGGED_PATH_CHARS) -> str:
+    """A request path (or path and query) cut to `limit` characters for a log line: a
+    client choosing a megabyte-long name must not choose what fills the log."""
+    if len(path) <= limit:
+        return path
+    return f"{path[:limit]}...[{len(path) - limit} more characters]"
 
 
 class Redactor:

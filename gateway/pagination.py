@@ -17,8 +17,9 @@ class PaginationError(ValueError):
 
 
 def parse_limit(raw: str | None, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
-    """Default when absent, clamped to the maximum; below 1 or non-numeric is an error."""
-    if raw is None or raw == "":
+    """Default when absent, clamped to the maximum; below 1 or non-numeric (an empty value
+    too) is an error."""
+    if raw is None:
         return default
     try:
         value = int(raw)

@@ -39,3 +39,10 @@ def install_request_ids(app: Quart) -> None:
     async def _echo(response: Response) -> Response:
         response.headers[HEADER] = current_request_id()
         return response
+
+    @app.after_websocket
+    async def _echo_refusal(response: Response | None) -> Response | None:
+        """A handshake answered with an HTTP error carries the id too."""
+        if response is not None:
+            response.headers[HEADER] = current_request_id()
+        return response

@@ -163,15 +163,28 @@ class SpecContract:
         self.validate(instance, f"{schema_pointer}/content/{_pointer(chosen)}/schema", where)
         return op
 
-    def validate(self, instance: Any, pointer: str, where: str) -> None:
+    def request_body_errors(self, method: str, path: str, instance: Any,
+                            media_type: str = "application/json") -> list[str]:
+        """Why `instance` is not a body the spec documents for `method path` ([] if it is)."""
+        op = self.find(method, path)
+        body = op.spec["requestBody"]
+        pointer = _pointer("paths", op.template, op.method, "requestBody")
+        if "$ref" in body:
+            pointer = body["$ref"][2:]
+        return self._errors(instance, f"{pointer}/content/{_pointer(media_type)}/schema")
+
+    def _errors(self, instance: Any, pointer: str) -> list[str]:
         validator_class = OAS30Validator if self.is_30 else OAS31Validator
         validator = validator_class({"$ref": f"{SPEC_URI}#/{pointer}"}, registry=self.registry)
-        errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.path))
+        return [
+            f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+            for e in sorted(validator.iter_errors(instance), key=lambda e: list(e.path))
+        ]
+
+    def validate(self, instance: Any, pointer: str, where: str) -> None:
+        errors = self._errors(instance, pointer)
         if errors:
-            details = "; ".join(
-                f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
-                for e in errors[:5]
-            )
+            details = "; ".join(errors[:5])
             raise ContractError(f"{where}: body does not match the spec: {details}")
 
 

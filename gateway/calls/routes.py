@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -23,6 +22,7 @@ from gateway.calls.schemas import (
 from gateway.calls.service import CallsError, CallsService, LiveSession, placement_key
 from gateway.cors import install_cors
 from gateway.errors import ApiError
+from gateway.jsonbody import InvalidJson, parse_json
 from gateway.media_setup import peer_admission
 from gateway.placement import forward_if_held_elsewhere
 from gateway.settings import Settings
@@ -91,8 +91,8 @@ async def _body(shape: type[Shape], *, optional: bool = False) -> Shape:
             return shape()
         raise ApiError(400, "a JSON body is required", code="invalid_request")
     try:
-        data: Any = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        data: Any = parse_json(raw)
+    except InvalidJson:
         raise ApiError(400, "the body is not valid JSON", code="invalid_request") from None
     if not isinstance(data, dict):
         raise ApiError(400, "the body must be a JSON object", code="invalid_request")

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from gateway.host import hostinfo
 from gateway.host.gamestream import GameStreamPairing, fingerprint_of, xml
 from gateway.host.native import NativePairing, PairingClosed, PairingFailed, UnknownCeremony
+from gateway.jsonbody import parse_json
 from gateway.ratelimit import TokenBucketLimiter
 from gateway.settings import Settings
 
@@ -282,7 +283,7 @@ class DeviceServer:
         if not self.native.enabled:
             return _json(503, {"error": "native host not enabled"})
         try:
-            body = json.loads(raw)
+            body = parse_json(raw)
             if not isinstance(body, dict):
                 raise ValueError
         except ValueError:

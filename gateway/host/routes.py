@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from quart import Blueprint, Response, jsonify, request
@@ -21,6 +20,7 @@ from gateway.host.schemas import (
     parse_pin,
 )
 from gateway.host.service import HostService, NotFound, custom_entry, native_client_body
+from gateway.jsonbody import InvalidJson, parse_json
 from gateway.settings import Settings
 from gateway.state import gateway_state
 
@@ -39,10 +39,9 @@ async def json_body() -> Any:
     """Upstream's write rules: JSON content type (415), parseable body (400)."""
     if request.mimetype != "application/json":
         raise ApiError(415, "expected Content-Type: application/json")
-    raw = await request.get_data()
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        return parse_json(await request.get_data())
+    except InvalidJson:
         raise ApiError(400, "request body is not valid JSON") from None
 
 

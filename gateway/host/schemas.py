@@ -82,11 +82,11 @@ def parse_custom_input(body: Any) -> CustomInput:
         if len(value) > 4096:
             raise unprocessable("launch.value: longer than 4096 characters")
         launch = {"kind": kind, "value": value}
+    if len(title) > MAX_TITLE:  # as sent: the spec's maxLength counts what the client sent
+        raise unprocessable(f"title: longer than {MAX_TITLE} characters")
     title = title.strip()
     if not title:
         raise ApiError(400, "title must not be empty")
-    if len(title) > MAX_TITLE:
-        raise unprocessable(f"title: longer than {MAX_TITLE} characters")
     return CustomInput(title=title, art=art, launch=launch)
 
 
@@ -105,6 +105,8 @@ def parse_arm(body: Any) -> int | None:
     ttl = data.get("ttl_secs")
     if ttl is None:
         return None
+    if isinstance(ttl, float) and ttl.is_integer():  # 60.0 is an integer to JSON Schema
+        ttl = int(ttl)
     if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 0 or ttl > 2**31 - 1:
         raise unprocessable("ttl_secs: expected a non-negative integer or null")
     return ttl

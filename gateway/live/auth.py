@@ -3,8 +3,10 @@
 Order for a room: its `ROOM_TOKENS` entry (which then replaces `AUTH_TOKEN`), else
 `AUTH_TOKEN`, each also accepting a valid JWT; else JWT alone; else open. Admin routes take
 `ADMIN_TOKEN` or a JWT with `role=admin` / `admin: true|1`, and are closed when neither is
-configured. A token is read from `X-Auth-Token` when present, else `Authorization: Bearer`;
-JWTs only from `Authorization: Bearer`.
+configured. Recordings (`/api/records`, `/records/`) are open only while no auth at all is
+configured, else admin-only (as upstream now has them; with room or global tokens alone, set
+`ADMIN_TOKEN` to reach them). A token is read from `X-Auth-Token` when present, else
+`Authorization: Bearer`; JWTs only from `Authorization: Bearer`.
 """
 
 from __future__ import annotations
@@ -63,6 +65,14 @@ class Authorizer:
     def protects(self, room: str) -> bool:
         """Whether `room_ok` asks a credential for this room (else the room is open)."""
         return room in self._room_tokens or bool(self._auth_token) or self._jwt_key is not None
+
+    @property
+    def configured(self) -> bool:
+        """Any live auth at all: room, global or admin tokens, or a JWT secret."""
+        return self.enabled or bool(self._admin_token)
+
+    def records_ok(self, headers: Mapping[str, str]) -> bool:
+        return not self.configured or self.admin_ok(headers)
 
     def room_ok(self, headers: Mapping[str, str], room: str) -> bool:
         if not self.protects(room):

@@ -6,6 +6,8 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+from werkzeug.http import parse_range_header
+
 from gateway.live.recording import RECORDING_SUFFIXES
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}$")
@@ -53,3 +55,19 @@ def find_record(directory: Path, name: str) -> Path | None:
 
 def mime_type(path: Path) -> str:
     return MIME_TYPES.get(path.suffix.lower(), "application/octet-stream")
+
+
+def served_range(header: str | None, size: int) -> str | None:
+    """The `Range` header to serve `/records/<name>` with. Quart serves `bytes=a-b` and
+    `bytes=a-` but fails on a suffix range (`bytes=-n`, an assertion and a 500), so one is
+    rewritten to the span it names (all of the file when longer); a blank header is no range
+    (None), as for Go's file server; anything else stays for Quart to serve or refuse (416)."""
+    if header is None or not header.strip():
+        return None
+    parsed = parse_range_header(header)
+    if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:
+        return header
+    start, _ = parsed.ranges[0]
+    if start >= 0 or size == 0:
+        return header
+    return f"bytes={max(0, size + start)}-{size - 1}"

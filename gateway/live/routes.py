@@ -201,16 +201,27 @@ def create_blueprint(settings: Settings) -> Blueprint:
         await limit()
         return jsonify(live_service().list_rooms())
 
+    def authorize_records() -> None:
+        if not authorizer.records_ok(request.headers):
+            raise ApiError(401, "unauthorized")
+
     @blueprint.get("/api/records")
     async def list_records() -> Response:
         await limit()
+        authorize_records()
         return jsonify(records.list_records(settings.recordings_dir))
 
     @blueprint.get("/records/<name>")
     async def get_record(name: str) -> Response:
+        authorize_records()
         path = records.find_record(settings.recordings_dir, name)
         if not settings.record_enabled or path is None:
             raise ApiError(404, "not found")
+        served = records.served_range(request.headers.get("Range"), path.stat().st_size)
+        if served is None:
+            request.headers.pop("Range", None)
+        else:
+            request.headers["Range"] = served
         return await send_file(path, mimetype=records.mime_type(path), conditional=True)
 
     @blueprint.post("/api/admin/rooms/<room>/close")
@@ -239,7 +250,10 @@ def create_blueprint(settings: Settings) -> Blueprint:
 
     @blueprint.get("/web/<path:name>")
     async def web_page(name: str) -> Response:
-        response = await send_from_directory(WEB_DIR, name)
+        try:
+            response = await send_from_directory(WEB_DIR, name)
+        except OSError:  # a name the filesystem refuses (too long, ...) names no page
+            raise ApiError(404, "not found") from None
         response.headers["Cache-Control"] = "no-cache"
         return response
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
@@ -11,6 +10,7 @@ from quart import Blueprint, Response, jsonify, request
 
 from gateway.cors import CorsPolicy, install_cors
 from gateway.errors import ApiError
+from gateway.jsonbody import json_body
 from gateway.media_setup import peer_admission
 from gateway.pagination import CursorCodec, PaginationError, parse_limit
 from gateway.settings import Settings
@@ -91,14 +91,7 @@ def _next_cursor(page: Page[Any]) -> str | None:
 
 
 async def _json_body() -> Any:
-    raw = await request.get_data()
-    if not raw:
-        raise ApiError(400, "a JSON body is required", code="invalid_request")
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except ValueError:  # includes UnicodeDecodeError
-        raise ApiError(400, "the request body is not valid UTF-8 JSON",
-                       code="invalid_request") from None
+    return await json_body(code="invalid_request")
 
 
 def _whip_path(studio_id: str, source_id: str) -> str:

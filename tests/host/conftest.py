@@ -14,6 +14,7 @@ from gateway.app import create_app
 from gateway.migrate import upgrade
 from gateway.settings import Settings
 from tests import contract
+from tests.pg import free_port
 
 TOKEN = "test-mgmt-token-0123456789"
 
@@ -74,6 +75,21 @@ AppFactory = Callable[..., Awaitable[Any]]
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+def device_ports_env(data_dir: Path) -> dict[str, str]:
+    """Settings of an app with the token and the device-facing ports (free loopback ports)."""
+    return {
+        "MEDIAGATE_DATA_DIR": str(data_dir), "PUNKTFUNK_MGMT_TOKEN": TOKEN,
+        "MEDIAGATE_GAMESTREAM_HTTP_PORT": str(free_port()),
+        "MEDIAGATE_GAMESTREAM_HTTPS_PORT": str(free_port()),
+    }
+
+
+@pytest.fixture
+async def device_app(data_dir: Path) -> AsyncIterator[Quart]:
+    async with running_app(device_ports_env(data_dir)) as app:
+        yield app
 
 
 @pytest.fixture

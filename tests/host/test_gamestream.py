@@ -10,7 +10,6 @@ import secrets
 import ssl
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,18 +23,12 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.x509.oid import NameOID
 from quart import Quart
 
-from tests.host.conftest import TOKEN, Api, running_app
-from tests.pg import free_port
+from tests.host.conftest import Api
 
 
 @pytest.fixture
-async def gs_app(tmp_path: Path) -> AsyncIterator[Quart]:
-    async with running_app({
-        "MEDIAGATE_DATA_DIR": str(tmp_path / "data"), "PUNKTFUNK_MGMT_TOKEN": TOKEN,
-        "MEDIAGATE_GAMESTREAM_HTTP_PORT": str(free_port()),
-        "MEDIAGATE_GAMESTREAM_HTTPS_PORT": str(free_port()),
-    }) as app:
-        yield app
+def gs_app(device_app: Quart) -> Quart:
+    return device_app
 
 
 def _aes(key: bytes, data: bytes, decrypt: bool = False) -> bytes:

@@ -7,30 +7,17 @@ import base64
 import hashlib
 import hmac
 import secrets
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from quart import Quart
 from spake2 import SPAKE2_A
 from sqlalchemy import update
 
 from gateway.host.models import HostPendingDevice
 from tests.host.conftest import TOKEN, Api, running_app
-from tests.pg import free_port
-
-
-@pytest.fixture
-async def device_app(tmp_path: Path) -> AsyncIterator[Quart]:
-    async with running_app({
-        "MEDIAGATE_DATA_DIR": str(tmp_path / "data"), "PUNKTFUNK_MGMT_TOKEN": TOKEN,
-        "MEDIAGATE_GAMESTREAM_HTTP_PORT": str(free_port()),
-        "MEDIAGATE_GAMESTREAM_HTTPS_PORT": str(free_port()),
-    }) as app:
-        yield app
 
 
 def device_url(app: Quart) -> str:

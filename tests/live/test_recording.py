@@ -1,5 +1,6 @@
 """Recording (RECORD_ENABLED=1) with upload to a real S3 endpoint (moto's server on
-127.0.0.1), and FFmpeg's WHIP muxer (PyAV) publishing H.264 through the HTTP API."""
+127.0.0.1), and FFmpeg's WHIP muxer (PyAV) publishing H.264 through the HTTP API. The server
+has an ADMIN_TOKEN, so the recordings are admin-only: the client here sends it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import av
@@ -33,6 +34,7 @@ S3_ENV = {
     "S3_REGION": "us-east-1",
     "S3_PREFIX": "live/",
 }
+ADMIN = "recording-admin-token"
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +49,18 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str,
     base = tmp_path_factory.mktemp("recording")
     server = start_live_server(
         base / "data", RECORD_ENABLED="1", RECORD_DIR=str(base / "records"),
-        UPLOAD_RECORDINGS="1", S3_ENDPOINT=s3_endpoint, **S3_ENV,
+        UPLOAD_RECORDINGS="1", S3_ENDPOINT=s3_endpoint, ADMIN_TOKEN=ADMIN, **S3_ENV,
     )
     yield server
     assert server.stop() == 0, server.log()
+
+
+@pytest.fixture
+async def http(live_server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
+    """The admin's client (rooms are open: only ADMIN_TOKEN is configured)."""
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=30,
+                                 headers={"X-Auth-Token": ADMIN}) as client:
+        yield client
 
 
 async def wait_for_records(http: httpx.AsyncClient, prefix: str, suffixes: set[str],
@@ -98,6 +108,10 @@ async def test_five_second_publish_is_recorded_and_uploaded(
     assert str(by_suffix[".ogg"]["name"]).startswith("rec_audio")
     video = await download(http, by_suffix[".ivf"], tmp_path)
     audio = await download(http, by_suffix[".ogg"], tmp_path)
+    async with httpx.AsyncClient(base_url=str(http.base_url), timeout=30) as anonymous:
+        for path in ("/api/records", str(by_suffix[".ivf"]["url"])):
+            refused = await request(anonymous, "GET", path)
+            assert refused.status_code == 401 and refused.text == "unauthorized\n"
     assert decoded_frames(video) >= 60  # ~5 s of 30 fps, minus the wait for a keyframe
     assert decoded_frames(audio) >= 100  # 20 ms Opus frames
 
