@@ -13,15 +13,17 @@ header), since every subscriber with the same negotiated ids shares the same `Ex
 `unwrap_rtx()` / `wrap_rtx()` convert between an original packet and its RFC 4588 retransmission
 form (the original sequence number, OSN, as the first two payload bytes).
 
-Measured (bench/rtp_primitives.py): building the output as ``struct.pack(12 bytes) +
-memoryview(rest)`` is as fast as ``bytearray`` + ``pack_into`` and yields `bytes`, which is what
-`pylibsrtp.Session.protect()` insists on (it rejects a bytearray), so no second copy is needed.
+Measured (bench/rtp_primitives.py): the output is built as ``struct.pack(12 bytes) + tail`` where
+`tail` is a memoryview of everything after the fixed header, made once per packet and shared by
+all subscribers: one copy, about half the cost of ``bytearray(data)`` + ``pack_into`` +
+``bytes()``, and it yields `bytes`, which `pylibsrtp.Session.protect()` insists on (it rejects a
+bytearray).
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Mapping
 
 RTP_HEADER_SIZE = 12
 ONE_BYTE_PROFILE = 0xBEDE
@@ -96,15 +98,16 @@ class ExtensionRemap:
         return ids_mask & ~self._same_mask == 0
 
 
-def iter_extension_elements(
+def extension_elements(
     data: bytes | bytearray | memoryview, start: int, end: int, profile: int
-) -> Iterator[tuple[int, int, int]]:
-    """Yield ``(id, value offset, value length)`` for the elements in ``data[start:end]``.
+) -> list[tuple[int, int, int]]:
+    """``(id, value offset, value length)`` for the elements in ``data[start:end]``.
 
     Padding bytes (id 0) are skipped. In the one-byte form id 15 ends the walk (RFC 8285 4.2); a
     truncated element ends it too, keeping the elements before it. Unknown profiles (RFC 3550
-    generic extensions) yield nothing.
+    generic extensions) have no elements we can read.
     """
+    elements: list[tuple[int, int, int]] = []
     pos = start
     if profile == ONE_BYTE_PROFILE:
         while pos < end:
@@ -115,8 +118,8 @@ def iter_extension_elements(
             ext_id = byte >> 4
             length = (byte & 0x0F) + 1
             if ext_id == 15 or pos + 1 + length > end:
-                return
-            yield ext_id, pos + 1, length
+                break
+            elements.append((ext_id, pos + 1, length))
             pos += 1 + length
     elif profile & 0xFFF0 == TWO_BYTE_PROFILE:
         while pos < end:
@@ -125,39 +128,13 @@ def iter_extension_elements(
                 pos += 1
                 continue
             if pos + 2 > end:
-                return
+                break
             length = data[pos + 1]
             if pos + 2 + length > end:
-                return
-            yield ext_id, pos + 2, length
+                break
+            elements.append((ext_id, pos + 2, length))
             pos += 2 + length
-
-
-def build_extension_block(elements: list[tuple[int, bytes]], two_byte: bool) -> bytes:
-    """The 4-byte extension header plus the elements, zero-padded to a 32-bit boundary.
-
-    Empty `elements` give ``b""`` (the caller clears the X bit).
-    """
-    if not elements:
-        return b""
-    parts: list[bytes] = []
-    if two_byte:
-        profile = TWO_BYTE_PROFILE
-        for ext_id, value in elements:
-            parts.append(bytes((ext_id, len(value))))
-            parts.append(value)
-    else:
-        profile = ONE_BYTE_PROFILE
-        for ext_id, value in elements:
-            parts.append(bytes(((ext_id << 4) | (len(value) - 1),)))
-            parts.append(value)
-    body = b"".join(parts)
-    body += b"\x00" * (-len(body) % 4)
-    return _EXTENSION_HEADER.pack(profile, len(body) // 4) + body
-
-
-def _fits_one_byte(ext_id: int, value: bytes) -> bool:
-    return 1 <= ext_id <= 14 and 1 <= len(value) <= 16
+    return elements
 
 
 class RtpHeader:
@@ -173,6 +150,7 @@ class RtpHeader:
     __slots__ = (
         "_ids",
         "_memo",
+        "_tail",
         "csrc_end",
         "data",
         "extension_profile",
@@ -217,7 +195,8 @@ class RtpHeader:
             size -= padding
         self.payload_end = size
         self._ids = -1
-        self._memo: dict[ExtensionRemap, bytes] | None = None
+        self._tail: memoryview | None = None
+        self._memo: dict[ExtensionRemap, tuple[bytes, int, memoryview]] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -246,7 +225,7 @@ class RtpHeader:
         data = self.data
         return [
             (ext_id, data[offset : offset + length])
-            for ext_id, offset, length in iter_extension_elements(
+            for ext_id, offset, length in extension_elements(
                 data, self.extension_start, self.payload_start, self.extension_profile
             )
         ]
@@ -255,7 +234,7 @@ class RtpHeader:
         """The value of the first element with `ext_id`, or None."""
         if self.extension_profile is None:
             return None
-        for found, offset, length in iter_extension_elements(
+        for found, offset, length in extension_elements(
             self.data, self.extension_start, self.payload_start, self.extension_profile
         ):
             if found == ext_id:
@@ -268,7 +247,7 @@ class RtpHeader:
         if self._ids < 0:
             mask = 0
             if self.extension_profile is not None:
-                for ext_id, _offset, _length in iter_extension_elements(
+                for ext_id, _offset, _length in extension_elements(
                     self.data, self.extension_start, self.payload_start, self.extension_profile
                 ):
                     mask |= 1 << ext_id
@@ -277,6 +256,10 @@ class RtpHeader:
 
     def remapped(self, remap: ExtensionRemap) -> bytes:
         """`data` with its extension ids renumbered by `remap` (the same object if unchanged)."""
+        return self._remapped(remap)[0]
+
+    def _remapped(self, remap: ExtensionRemap) -> tuple[bytes, int, memoryview]:
+        """``(packet, its first byte, its bytes after the fixed header)``, memoised per remap."""
         memo = self._memo
         if memo is None:
             memo = self._memo = {}
@@ -292,34 +275,49 @@ class RtpHeader:
             out = self.data
         else:
             out = self._rebuild(remap)
-        memo[remap] = out
-        return out
+        entry = memo[remap] = (out, out[0], memoryview(out)[RTP_HEADER_SIZE:])
+        return entry
 
     def _rebuild(self, remap: ExtensionRemap) -> bytes:
         data = self.data
         table = remap.table
         assert self.extension_profile is not None
-        kept: list[tuple[int, bytes]] = []
-        for ext_id, offset, length in iter_extension_elements(
+        kept = []
+        one_byte = True
+        for ext_id, offset, length in extension_elements(
             data, self.extension_start, self.payload_start, self.extension_profile
         ):
             target = table[ext_id]
             if target:
-                kept.append((target, data[offset : offset + length]))
-        one_byte = all(_fits_one_byte(ext_id, value) for ext_id, value in kept)
-        if not one_byte and not remap.two_byte:
-            kept = [(ext_id, value) for ext_id, value in kept if _fits_one_byte(ext_id, value)]
+                kept.append((target, offset, length))
+                if target > 14 or length == 0 or length > 16:
+                    one_byte = False
+        if not one_byte and not remap.two_byte:  # keep what the one-byte form can carry
+            kept = [(t, o, n) for t, o, n in kept if t <= 14 and 1 <= n <= 16]
             one_byte = True
-        block = build_extension_block(kept, two_byte=not one_byte)
-        first = data[0] | 0x10 if block else data[0] & ~0x10
-        return b"".join(
-            (
-                bytes((first,)),
-                data[1 : self.csrc_end],
+        out = bytearray(data[: self.csrc_end])
+        if kept:
+            out[0] |= 0x10
+            block = len(out)
+            out += b"\x00\x00\x00\x00"  # profile and length, filled in below
+            for target, offset, length in kept:
+                if one_byte:
+                    out.append((target << 4) | (length - 1))
+                else:
+                    out.append(target)
+                    out.append(length)
+                out += data[offset : offset + length]
+            out += bytes(-(len(out) - block) % 4)
+            _EXTENSION_HEADER.pack_into(
+                out,
                 block,
-                memoryview(data)[self.payload_start :],
+                ONE_BYTE_PROFILE if one_byte else TWO_BYTE_PROFILE,
+                (len(out) - block - 4) // 4,
             )
-        )
+        else:
+            out[0] &= ~0x10
+        out += memoryview(data)[self.payload_start :]
+        return bytes(out)
 
     def rewrite(
         self,
@@ -335,16 +333,24 @@ class RtpHeader:
         `marker` None keeps the publisher's marker bit. `remap` None keeps the extension block
         as is.
         """
-        data = self.data
-        if remap is not None and self.extension_profile is not None:
+        if remap is None or self.extension_profile is None:
+            first = self.data[0]
+            tail = self._tail
+            if tail is None:  # made once, shared by every subscriber of this packet
+                tail = self._tail = memoryview(self.data)[RTP_HEADER_SIZE:]
+        else:
             memo = self._memo
-            cached = memo.get(remap) if memo is not None else None
-            data = cached if cached is not None else self.remapped(remap)
+            entry = memo.get(remap) if memo is not None else None
+            if entry is None:
+                entry = self._remapped(remap)
+            first = entry[1]
+            tail = entry[2]
         if marker is None:
             marker = self.marker
-        return _pack_fixed(
-            data[0], (marker << 7) | payload_type, sequence_number, timestamp, ssrc
-        ) + memoryview(data)[RTP_HEADER_SIZE:]
+        return (
+            _pack_fixed(first, (marker << 7) | payload_type, sequence_number, timestamp, ssrc)
+            + tail
+        )
 
     def unwrap_rtx(self, payload_type: int, ssrc: int) -> RtpHeader | None:
         """The original packet carried by this RTX packet (RFC 4588 4), or None if it has none.

@@ -15,7 +15,7 @@ from media.rtp.header import (
     URI_MID,
     ExtensionRemap,
     RtpHeader,
-    iter_extension_elements,
+    extension_elements,
 )
 from tests.media.rtp.rtp_samples import VIDEO_EXTENSIONS, rtp_packets, vp8_frames
 
@@ -128,10 +128,11 @@ def test_one_byte_padding_bytes_and_reserved_id_15() -> None:
 
 def test_truncated_element_ends_the_walk() -> None:
     data = b"\x00\x00\x31\xaa"  # padding, then id 3 claiming 2 bytes with 1 left
-    assert list(iter_extension_elements(data, 0, 4, 0xBEDE)) == []
-    assert list(iter_extension_elements(b"\x05\x09ab", 0, 4, 0x1000)) == []
-    assert list(iter_extension_elements(b"\x05", 0, 1, 0x1000)) == []
-    assert list(iter_extension_elements(b"\x10\xaa", 0, 2, 0xABCD)) == []  # unknown profile
+    assert extension_elements(data, 0, 4, 0xBEDE) == []
+    assert extension_elements(b"\x05\x09ab", 0, 4, 0x1000) == []
+    assert extension_elements(b"\x05", 0, 1, 0x1000) == []
+    assert extension_elements(b"\x10\xaa", 0, 2, 0xABCD) == []  # unknown profile
+    assert extension_elements(b"\x10\xaa\x21\xbb", 0, 3, 0xBEDE) == [(1, 1, 1)]
 
 
 def test_rewrite_changes_only_the_fixed_header() -> None:
