@@ -352,6 +352,12 @@ class RtpHeader:
             + tail
         )
 
+    def _fixed_header(self, payload_type: int, sequence_number: int, ssrc: int) -> bytes:
+        """The 12-byte fixed header with this packet's flags, marker and timestamp."""
+        return _pack_fixed(
+            self.data[0], (self.marker << 7) | payload_type, sequence_number, self.timestamp, ssrc
+        )
+
     def unwrap_rtx(self, payload_type: int, ssrc: int) -> RtpHeader | None:
         """The original packet carried by this RTX packet (RFC 4588 4), or None if it has none.
 
@@ -367,13 +373,7 @@ class RtpHeader:
         return RtpHeader(
             b"".join(
                 (
-                    _pack_fixed(
-                        data[0],
-                        (self.marker << 7) | payload_type,
-                        original_sequence,
-                        self.timestamp,
-                        ssrc,
-                    ),
+                    self._fixed_header(payload_type, original_sequence, ssrc),
                     memoryview(data)[RTP_HEADER_SIZE:start],
                     memoryview(data)[start + 2 :],
                 )
@@ -390,13 +390,7 @@ class RtpHeader:
         start = self.payload_start
         return b"".join(
             (
-                _pack_fixed(
-                    data[0],
-                    (self.marker << 7) | payload_type,
-                    sequence_number,
-                    self.timestamp,
-                    ssrc,
-                ),
+                self._fixed_header(payload_type, sequence_number, ssrc),
                 memoryview(data)[RTP_HEADER_SIZE:start],
                 _OSN.pack(self.sequence_number),
                 memoryview(data)[start:],

@@ -277,9 +277,16 @@ def _av1_obus(data: bytes, pos: int, end: int, count: int) -> list[tuple[int, in
     while pos < end:
         index += 1
         if count == 0 or index < count:
-            size, pos = _leb128(data, pos, end)
-            if pos < 0:
-                break
+            size = data[pos]
+            pos += 1
+            if size & 0x80:  # LEB128: two bytes inline (sizes below 16 kB), more in a call
+                if pos < end and data[pos] < 0x80:
+                    size = (size & 0x7F) | (data[pos] << 7)
+                    pos += 1
+                else:
+                    size, pos = _leb128(data, pos - 1, end)
+                    if pos < 0:
+                        break
             element_end = pos + size
         else:
             element_end = end  # the last of W elements has no length field
@@ -318,47 +325,17 @@ def inspect_av1(data: bytes, pos: int, end: int) -> int:
     aggregation = data[pos]  # Z Y W W N - - -
     if aggregation & 0x80:  # Z: the first element continues an OBU from the previous packet
         return 0
-    count = (aggregation >> 4) & 0x03
-    # Fast walk: the first OBU's type, and whether any OBU is a sequence header.
-    walk = pos + 1
-    index = 0
-    first_type = -1
-    sequence_header = False
-    while walk < end:
-        index += 1
-        if count == 0 or index < count:
-            size = data[walk]
-            walk += 1
-            if size & 0x80:  # LEB128: two bytes inline (sizes below 16 kB), more in a call
-                if walk < end and data[walk] < 0x80:
-                    size = (size & 0x7F) | (data[walk] << 7)
-                    walk += 1
-                else:
-                    size, walk = _leb128(data, walk - 1, end)
-                    if walk < 0:
-                        break
-            element_end = walk + size
-        else:
-            element_end = end  # the last of W elements has no length field
-        if element_end > end or walk >= element_end:
-            break
-        obu_type = (data[walk] >> 3) & 0x0F
-        if first_type < 0:
-            first_type = obu_type
-        if obu_type == _AV1_SEQUENCE_HEADER:
-            sequence_header = True
-            break
-        walk = element_end
-    if first_type < 0:
+    obus = _av1_obus(data, pos + 1, end, (aggregation >> 4) & 0x03)
+    if not obus:
         return 0
-    flags = FRAME_START if first_type in _AV1_FRAME_STARTS else 0
-    if sequence_header:
-        flags |= PARAMETER_SETS
-        if aggregation & 0x08 or _av1_key_after_sequence_header(
-            data, _av1_obus(data, pos + 1, end, count)
-        ):
-            flags |= _KEY
-    elif aggregation & 0x08:  # N: first packet of a coded video sequence
+    flags = FRAME_START if obus[0][0] in _AV1_FRAME_STARTS else 0
+    for obu_type, _body, _end in obus:
+        if obu_type == _AV1_SEQUENCE_HEADER:
+            flags |= PARAMETER_SETS
+            if aggregation & 0x08 or _av1_key_after_sequence_header(data, obus):
+                flags |= _KEY
+            return flags
+    if aggregation & 0x08:  # N: first packet of a coded video sequence
         flags |= _KEY
     return flags
 
