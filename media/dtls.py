@@ -448,7 +448,7 @@ class CompatCertificate(RTCCertificate):
 
 _HANDSHAKE_FAILED = "x DTLS handshake failed"
 _SSL_CB_ALERT, _SSL_CB_READ, _SSL_CB_WRITE = 0x4000, 0x04, 0x08
-ALERTS = "dtls_alerts"  # attribute of the SSL.Connection: the alerts of its handshake
+_ALERTS = "dtls_alerts"  # attribute of the SSL.Connection: the alerts of its handshake
 
 
 def _note_alert(connection: SSL.Connection, where: int, value: int) -> None:
@@ -461,7 +461,7 @@ def _note_alert(connection: SSL.Connection, where: int, value: int) -> None:
     except ValueError:
         name = str(value & 0xFF)
     alert = f"{'received' if where & _SSL_CB_READ else 'sent'} alert {name.lower()}"
-    setattr(connection, ALERTS, [*getattr(connection, ALERTS, []), alert])
+    setattr(connection, _ALERTS, [*getattr(connection, _ALERTS, []), alert])
 
 
 def _report_failures(transport: rtcdtlstransport.RTCDtlsTransport) -> None:
@@ -473,7 +473,7 @@ def _report_failures(transport: rtcdtlstransport.RTCDtlsTransport) -> None:
         log_debug(msg, *args)
         if msg.startswith(_HANDSHAKE_FAILED):
             reason = (msg % args)[len(_HANDSHAKE_FAILED):].strip(" ()").removesuffix(" []")
-            alerts = getattr(transport._ssl, ALERTS, [])
+            alerts = getattr(transport._ssl, _ALERTS, [])
             if alerts:
                 reason = f"{reason}; {', '.join(alerts)}"
             # "connection error": the ICE transport closed under the handshake (we hung up)
@@ -497,7 +497,7 @@ def check_aiortc_internals() -> None:
     if not isinstance(rtcdtlstransport.SSL, types.ModuleType):
         raise RuntimeError("aiortc.rtcdtlstransport.SSL is no longer a module global")
     start = inspect.getsource(rtcdtlstransport.RTCDtlsTransport.start)
-    if "SSL.Connection(" not in start or "._create_ssl_context(" not in start:
+    if "self._ssl = SSL.Connection(" not in start or "._create_ssl_context(" not in start:
         raise RuntimeError("RTCDtlsTransport.start no longer builds SSL.Connection(ctx)")
     if "self.__certificates = [" not in inspect.getsource(RTCPeerConnection.__init__):
         raise RuntimeError("RTCPeerConnection.__certificates is gone")

@@ -149,3 +149,22 @@ async def test_failed_handshake_is_logged(case: str, caplog: pytest.LogCaptureFi
         await asyncio.gather(remote.close(), ours.close())
     messages = [r.getMessage() for r in caplog.records if r.name == "media.dtls"]
     assert any(re.fullmatch(expected, m) for m in messages), messages
+
+
+async def test_internals_pinned_on_live_objects() -> None:
+    """What media.dtls swaps on a peer is really what aiortc uses (check_aiortc_internals
+    reads aiortc's source; this looks at the objects)."""
+    dtls.check_aiortc_internals()
+    pc = gateway_peer()
+    try:
+        certificate = pc._RTCPeerConnection__certificates[0]  # type: ignore[attr-defined]
+        assert isinstance(certificate, dtls.CompatCertificate)
+        pc.addTransceiver("audio")
+        await pc.setLocalDescription(await pc.createOffer())
+        transport = pc.getTransceivers()[0].receiver.transport
+        assert "_RTCDtlsTransport__log_debug" in vars(transport)  # the failure reporter
+        assert transport._RTCDtlsTransport__local_certificate is certificate  # type: ignore[attr-defined]
+        context = certificate._create_ssl_context(transport._srtp_profiles)
+        assert type(context).__name__ == "Context"  # pyOpenSSL's, now with CIPHERS
+    finally:
+        await pc.close()
