@@ -15,6 +15,10 @@ A port of 0 means two different things in an offer:
   it is answered inside the group on the bundle's transport, as aiortc does anyway.
   `accept_bundle_only` rewrites such a section's port to the bundle's, for code that reads
   offered ports (the WHIP/WHEP offer summary) before aiortc parses the offer.
+
+aiortc also puts every mid of its answer in a BUNDLE group even when the offer has none
+(GStreamer with `bundle-policy=none`); the answer must not add a group the offerer did not
+ask for (RFC 8843 §7.3), and aiortc gives such sections their own transports anyway.
 """
 
 from __future__ import annotations
@@ -96,13 +100,16 @@ def accept_bundle_only(offer: str) -> str:
 
 
 def reject_stopped_sections(offer: str, answer: str) -> str:
-    """Mirror the offer's rejected m-sections (port 0, not bundle-only) in the answer."""
+    """Mirror the offer's rejected m-sections (port 0, not bundle-only) in the answer, and
+    leave out the BUNDLE group if the offer has none."""
     offer_session, offered = _sections(offer)
     groups = _bundle_groups(offer_session)
     rejected = {index for index, section in enumerate(offered) if _rejected(section, groups)}
-    if not rejected:
+    if groups and not rejected:
         return answer
     session, sections = _sections(answer)
+    if not groups:
+        session = [line for line in session if not line.startswith("a=group:BUNDLE")]
     removed: set[str] = set()
     for index in rejected:
         if index >= len(sections) or _M_LINE.match(sections[index][0]) is None:

@@ -129,3 +129,16 @@ async def test_port_zero_without_bundle_only_is_rejected(core: MediaCore) -> Non
     answer = await peer.accept_offer(sdp, publish_prefix="live/rejected")
     assert bundle(answer) == ["audio0"]
     assert re.search(r"^m=video 0 ", answer, re.M)
+
+
+async def test_unbundled_offer_gets_an_unbundled_answer(core: MediaCore) -> None:
+    """GStreamer with `bundle-policy=none` offers no BUNDLE group; aiortc would answer with
+    one (every mid) although it gives each section its own transport."""
+    sdp = offer("gstreamer-publish-unbundled")
+    assert "a=group:" not in sdp
+    peer = await core.create_peer()
+    answer = await peer.accept_offer(sdp, publish_prefix="live/unbundled")
+    assert "a=group:BUNDLE" not in answer
+    audio_port, video_port = (m.split()[1] for m in m_lines(answer))
+    assert "0" not in (audio_port, video_port) and audio_port != video_port
+    assert len(core.list_tracks("live/unbundled/")) == 2
