@@ -174,7 +174,10 @@ class Client:
         self.signalling = Signalling(self)
         self.pipeline = Gst.Pipeline.new("client")
         self.webrtc = Gst.ElementFactory.make("webrtcbin", "webrtc")
-        self.webrtc.set_property("bundle-policy", GstWebRTC.WebRTCBundlePolicy.MAX_BUNDLE)
+        policy = {"max-bundle": GstWebRTC.WebRTCBundlePolicy.MAX_BUNDLE,
+                  "balanced": GstWebRTC.WebRTCBundlePolicy.BALANCED,
+                  "none": GstWebRTC.WebRTCBundlePolicy.NONE}[args.bundle_policy]
+        self.webrtc.set_property("bundle-policy", policy)
         self.pipeline.add(self.webrtc)
         # webrtcbin 1.22 never sinks its GstWebRTCNice's floating reference, so the Python
         # wrapper takes it over: keep the wrapper for the whole run
@@ -183,7 +186,7 @@ class Client:
         self.ice_agent.get_property("agent").set_property("upnp", False)
         if args.ice_address:
             self.ice_agent.emit("add-local-ip-address", args.ice_address)
-        self.ice = {"ufrag": "", "pwd": "", "mid": ""}
+        self.sections: list[dict[str, str]] = []  # per offered m-line: kind, mid, ufrag, pwd
         self.offered = False
         self.ended_candidates = False
         self.failure: str | None = None
@@ -222,6 +225,7 @@ class Client:
         for transceiver in self.transceivers():
             transceiver.set_property("direction",
                                      GstWebRTC.WebRTCRTPTransceiverDirection.SENDONLY)
+            transceiver.set_property("do-nack", self.args.nack)
 
     def build_viewer(self) -> None:
         recvonly = GstWebRTC.WebRTCRTPTransceiverDirection.RECVONLY
@@ -292,12 +296,11 @@ class Client:
 
     def remember_ice(self, sdp: str) -> None:
         for line in sdp.splitlines():
-            if line.startswith("a=ice-ufrag:") and not self.ice["ufrag"]:
-                self.ice["ufrag"] = line.split(":", 1)[1]
-            elif line.startswith("a=ice-pwd:") and not self.ice["pwd"]:
-                self.ice["pwd"] = line.split(":", 1)[1]
-            elif line.startswith("a=mid:") and not self.ice["mid"]:
-                self.ice["mid"] = line.split(":", 1)[1]
+            if line.startswith("m="):
+                self.sections.append({"kind": line[2:].split()[0]})
+            elif self.sections and line.startswith(("a=ice-ufrag:", "a=ice-pwd:", "a=mid:")):
+                name, value = line[2:].split(":", 1)
+                self.sections[-1][name.removeprefix("ice-")] = value
 
     def set_answer(self, text: str) -> None:
         ok, message = GstSdp.SDPMessage.new_from_text(text)
@@ -314,12 +317,14 @@ class Client:
             return
         emit("answer", sdp=text)
 
-    def fragment(self, lines: list[str]) -> str:
+    def fragment(self, mline: int, lines: list[str]) -> str:
+        """RFC 8840 fragment for the m-line `mline` (its own ICE credentials and mid)."""
+        section = self.sections[mline]
         head = [
-            f"a=ice-ufrag:{self.ice['ufrag']}",
-            f"a=ice-pwd:{self.ice['pwd']}",
-            "m=audio 9 UDP/TLS/RTP/SAVPF 0",
-            f"a=mid:{self.ice['mid']}",
+            f"a=ice-ufrag:{section['ufrag']}",
+            f"a=ice-pwd:{section['pwd']}",
+            f"m={section['kind']} 9 UDP/TLS/RTP/SAVPF 0",
+            f"a=mid:{section['mid']}",
         ]
         return "\r\n".join(head + lines) + "\r\n"
 
@@ -328,8 +333,8 @@ class Client:
         if not candidate:  # some GStreamer versions signal the end this way
             self.end_of_candidates()
             return
-        # max-bundle: every candidate belongs to the first m-line's transport
-        self.signalling.jobs.put(("patch", self.fragment([f"a={candidate}"])))
+        # with max-bundle every candidate belongs to the first m-line's transport
+        self.signalling.jobs.put(("patch", self.fragment(mline, [f"a={candidate}"])))
 
     def on_gathering_state(self, element: Gst.Element, _spec: Any) -> None:
         state = element.get_property("ice-gathering-state")
@@ -340,7 +345,10 @@ class Client:
     def end_of_candidates(self) -> None:
         if not self.ended_candidates:
             self.ended_candidates = True
-            self.signalling.jobs.put(("patch", self.fragment(["a=end-of-candidates"])))
+            # one transport per distinct ufrag: end each of them
+            ends = {s["ufrag"]: m for m, s in reversed(list(enumerate(self.sections)))}
+            for mline in sorted(ends.values()):
+                self.signalling.jobs.put(("patch", self.fragment(mline, ["a=end-of-candidates"])))
 
     def on_state(self, element: Gst.Element, spec: Any) -> None:
         state = element.get_property(spec.name)
@@ -411,6 +419,9 @@ def main() -> None:
     parser.add_argument("--setup", choices=["active", "passive"])
     parser.add_argument("--ice-address")
     parser.add_argument("--wrong-fingerprint", action="store_true")
+    parser.add_argument("--bundle-policy", choices=["max-bundle", "balanced", "none"],
+                        default="max-bundle")
+    parser.add_argument("--nack", action="store_true", help="offer NACK and RTX on video")
     Gst.init(None)
     code = Client(parser.parse_args()).run()
     sys.stdout.flush()
