@@ -68,6 +68,7 @@ AUDIO = (
     "opusenc name=encoder bitrate=32000 ! rtpopuspay pt=111 ! "
     "capsfilter caps=application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000"
 )
+MID_EXTENSION = "urn:ietf:params:rtp-hdrext:sdes:mid"
 RECV_CAPS = {
     "audio": "application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000",
     "video": "application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000",
@@ -209,15 +210,16 @@ class Client:
         return branch
 
     def build_publisher(self) -> None:
+        extension = f",extmap-1=(string){MID_EXTENSION}" if self.args.mid_extension else ""
         # audio first: GStreamer then offers `BUNDLE audio0 video1`, the video bundle-only
-        audio = self.add_branch(AUDIO)
+        audio = self.add_branch(AUDIO + extension)
         encoder = audio.get_by_name("encoder")
         encoder.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, self.count, "sent_audio")
         audio.link(self.webrtc)
         video = self.add_branch(
             "videotestsrc is-live=true pattern=ball ! "
             f"video/x-raw,width=320,height=240,framerate={self.args.fps}/1 ! "
-            f"videoconvert ! queue ! {VIDEO[self.args.video]}"
+            f"videoconvert ! queue ! {VIDEO[self.args.video]}{extension}"
         )
         encoder = video.get_by_name("encoder")
         encoder.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, self.count, "sent_video")
@@ -421,7 +423,9 @@ def main() -> None:
     parser.add_argument("--wrong-fingerprint", action="store_true")
     parser.add_argument("--bundle-policy", choices=["max-bundle", "balanced", "none"],
                         default="max-bundle")
-    parser.add_argument("--nack", action="store_true", help="offer NACK and RTX on video")
+    parser.add_argument("--nack", action="store_true", help="offer NACK and RTX")
+    parser.add_argument("--mid-extension", action="store_true",
+                        help="send the RTP header extension that names each packet's mid")
     Gst.init(None)
     code = Client(parser.parse_args()).run()
     sys.stdout.flush()

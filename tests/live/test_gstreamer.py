@@ -80,12 +80,17 @@ async def finish(client: GstClient) -> None:
     assert deleted is not None and deleted["status"] == 200, client.log()
 
 
-@pytest.mark.parametrize("codec", ["vp8", "h264"])
+@pytest.mark.parametrize(("codec", "extras"), [
+    ("vp8", ()),
+    ("h264", ()),
+    # NACK + RTX (GStreamer also offers RTX for Opus) and the sdes:mid header extension
+    ("vp8", ("--nack", "--mid-extension")),
+], ids=["vp8", "h264", "vp8-rtx-mid"])
 async def test_gstreamer_publishes_to_an_aiortc_viewer(
-    live_server: RunningServer, http: httpx.AsyncClient, codec: str
+    live_server: RunningServer, http: httpx.AsyncClient, codec: str, extras: tuple[str, ...]
 ) -> None:
-    room = f"gst-{codec}"
-    client = await start_publisher(live_server.base_url, room, "--video", codec)
+    room = f"gst-{codec}-{len(extras)}"
+    client = await start_publisher(live_server.base_url, room, "--video", codec, *extras)
     viewer = Subscriber()
     try:
         await client.wait_for(lambda c: c.connected, 30)
@@ -97,6 +102,9 @@ async def test_gstreamer_publishes_to_an_aiortc_viewer(
         assert bundle(answer) == ["audio0", "video1"]
         assert ports(answer)[0] == ports(answer)[1] > 0
         assert "a=setup:active" in answer
+        if extras:
+            assert "rtx/90000" in answer
+            assert "a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid" in answer
         # trickled after the POST, ended with end-of-candidates, all accepted
         await client.wait_for(
             lambda c: any("a=end-of-candidates" in p["fragment"] for p in c.all("patch")), 15)
