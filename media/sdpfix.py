@@ -78,7 +78,7 @@ def _rejected(section: list[str], groups: list[list[str]]) -> bool:
 def _with_port(section: list[str], port: int) -> None:
     match = _M_LINE.match(section[0])
     if match is not None:
-        kind, _port, count, formats = match.groups()
+        kind, _old, count, formats = match.groups()
         section[0] = f"m={kind} {port}{count or ''} {formats}"
 
 
