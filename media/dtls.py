@@ -11,11 +11,11 @@ RSA-2048 certificate) aborts with ``no shared cipher`` and the publisher's conne
 ("Fatal SSL error"). aiortc's tracker knows this (aiortc/aiortc#1392, #1421: GStreamer and
 ZLMediaKit servers; upstream keeps ECDSA-only because RFC 8827 only mandates
 ECDHE-ECDSA-AES128-GCM-SHA256). ``CIPHERS`` below adds the ECDHE-RSA counterparts of
-aiortc's suites, so an RSA *or* ECDSA (P-256/P-384/P-521) remote certificate works in both
-roles; the client's certificate type never depended on the suite. Our own certificate stays
-aiortc's ECDSA P-256, so as a server we still only ever select ECDHE-ECDSA suites. The list
-stays short (8 suites): aiortc trimmed it in #1011 because a fragmented ClientHello breaks
-Mbed TLS peers (OBS).
+aiortc's suites, so an RSA *or* ECDSA (P-256, P-384) remote certificate works in both roles
+(tests/gst/test_dtls_interop.py); the client's certificate type never depended on the
+suite. Our own certificate stays aiortc's ECDSA P-256, so as a server we still only ever
+select ECDHE-ECDSA suites. The list stays short (8 suites): aiortc trimmed it in #1011
+because a fragmented ClientHello breaks Mbed TLS peers (OBS).
 
 P-224 certificates (FFmpeg's WHIP muxer)
 ----------------------------------------
