@@ -1,7 +1,24 @@
-"""DTLS interop with FFmpeg's WHIP muxer (and other peers with P-224 certificates).
+"""DTLS interop: RSA peers (GStreamer), P-224 peers (FFmpeg's WHIP muxer), and a log line
+when a handshake fails.
 
-Why the handshake fails
------------------------
+RSA certificates (GStreamer ``webrtcbin``)
+------------------------------------------
+aiortc offers only ECDHE-ECDSA cipher suites. In TLS 1.2 the suite fixes the type of the
+*server's* certificate, so when aiortc is the DTLS client (our answers take
+``a=setup:active`` for an ``actpass`` offer, as browsers do) a server with an RSA
+certificate has nothing to pick: GStreamer's ``dtlsdec`` (1.22, OpenSSL, self-signed
+RSA-2048 certificate) aborts with ``no shared cipher`` and the publisher's connection fails
+("Fatal SSL error"). aiortc's tracker knows this (aiortc/aiortc#1392, #1421: GStreamer and
+ZLMediaKit servers; upstream keeps ECDSA-only because RFC 8827 only mandates
+ECDHE-ECDSA-AES128-GCM-SHA256). ``CIPHERS`` below adds the ECDHE-RSA counterparts of
+aiortc's suites, so an RSA *or* ECDSA (P-256, P-384) remote certificate works in both roles
+(tests/gst/test_dtls_interop.py); the client's certificate type never depended on the
+suite. Our own certificate stays aiortc's ECDSA P-256, so as a server we still only ever
+select ECDHE-ECDSA suites. The list stays short (8 suites): aiortc trimmed it in #1011
+because a fragmented ClientHello breaks Mbed TLS peers (OBS).
+
+P-224 certificates (FFmpeg's WHIP muxer)
+----------------------------------------
 FFmpeg's WHIP muxer (PyAV 18.1 wheel: FFmpeg 8 / libavformat 62.12, DTLS through the
 bundled GnuTLS) offers ``a=setup:passive``, so an aiortc answerer is the DTLS *client*.
 The muxer's self-signed certificate is ECDSA on **secp224r1 (P-224)** (seen in the
@@ -16,8 +33,6 @@ Ciphers (ECDHE-ECDSA-AES128-GCM-SHA256), SRTP profile (AES128_CM_SHA1_80), exten
 master secret, DTLS 1.2, roles and fingerprints all negotiate fine: handing the muxer
 a P-256 certificate (``cert_file``/``key_file``) makes the unmodified aiortc work.
 
-The adaptation
---------------
 For such peers, the DTLS transport's ``SSL.Connection`` is replaced by
 ``_CompatConnection``: the same memory-BIO DTLS state machine driven through ctypes on
 the OpenSSL that CPython's own ``ssl`` module links (Debian/Ubuntu images: OpenSSL 3.0,
@@ -27,19 +42,29 @@ in aiortc (SRTP, RTP routing, SCTP) is unchanged: the object exposes just the su
 the pyOpenSSL ``Connection`` API that ``aiortc.rtcdtlstransport`` uses and raises
 pyOpenSSL's own exception classes.
 
-Applying it: call ``configure_peer_connection(pc)`` right after constructing each
-``RTCPeerConnection`` (before ``setRemoteDescription``). By default ("auto") only peers
-whose remote SDP comes from FFmpeg's muxer (``o=FFmpeg`` / ``s=FFmpegPublishSession``)
-use the compat backend; ``mode="always"`` uses it for every peer.
-
 Limitation: with ``-whip_flags dtls_active`` the muxer offers ``a=setup:active`` and
 aiortc becomes the DTLS *server*; an OpenSSL server additionally requires the client
 certificate's curve to be in the *client's* ``supported_groups``, and GnuTLS does not
 list P-224 there, so that (non-default) mode still fails with "wrong curve" even on
 OpenSSL 3.0. The default ``setup:passive`` offer works.
 
-Pinned to aiortc >=1.16,<1.17: it touches ``RTCPeerConnection.__certificates``,
-``RTCCertificate._create_ssl_context`` and the module global ``SSL`` of
+Applying it
+-----------
+Call ``configure_peer_connection(pc)`` right after constructing each ``RTCPeerConnection``
+(before ``setRemoteDescription``; ``media.network.peer_factory`` does). It replaces the
+peer's certificate by a ``CompatCertificate`` (same key and certificate) whose SSL contexts
+carry ``CIPHERS``, and makes each DTLS transport of the peer log why its handshake failed
+(aiortc only logs that at DEBUG). The ``mode`` picks the P-224 backend: by default
+("auto") only peers whose remote SDP comes from FFmpeg's muxer (``o=FFmpeg`` /
+``s=FFmpegPublishSession``) use it, ``"always"`` uses it for every peer, ``"never"`` for
+none (the cipher suites and the failure log apply in every mode).
+
+DTLS roles follow RFC 8842 through aiortc unchanged: an ``actpass`` offer is answered
+``active`` (we are the client), ``active`` with ``passive``, ``passive`` with ``active``.
+
+Pinned to aiortc >=1.16,<1.17: it touches ``RTCPeerConnection.__certificates`` and
+``__createDtlsTransport``, ``RTCCertificate._create_ssl_context``,
+``RTCDtlsTransport.__log_debug`` and the module global ``SSL`` of
 ``aiortc.rtcdtlstransport`` (see ``check_aiortc_internals``).
 """
 
@@ -53,6 +78,7 @@ import logging
 import ssl
 import types
 import weakref
+from collections.abc import Callable
 from typing import Any, Literal
 
 import aiortc
@@ -68,9 +94,12 @@ logger = logging.getLogger(__name__)
 Mode = Literal["auto", "always", "never"]
 
 SUPPORTED_AIORTC = ((1, 16), (1, 17))
+# aiortc's ECDHE-ECDSA suites, each followed by its ECDHE-RSA counterpart (RSA servers)
 CIPHERS = (
-    b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:"
-    b"ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA"
+    b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    b"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    b"ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:"
+    b"ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA"
 )
 # P-224 last: only there so that a P-224 peer certificate is acceptable.
 GROUPS = b"X25519:P-256:P-384:P-521:P-224"
@@ -385,7 +414,8 @@ class _SSLDispatch(types.ModuleType):
 
 
 class CompatCertificate(RTCCertificate):
-    """Same key and certificate; picks the DTLS backend when the handshake starts."""
+    """Same key and certificate; its SSL contexts carry ``CIPHERS``, and it picks the DTLS
+    backend (pyOpenSSL or the P-224 one) when the handshake starts."""
 
     def __init__(self, base: RTCCertificate, pc: RTCPeerConnection, mode: Mode) -> None:
         super().__init__(key=base._key, cert=base._cert)
@@ -403,14 +433,56 @@ class CompatCertificate(RTCCertificate):
         if self._use_compat():
             logger.info("DTLS: using the P-224-capable OpenSSL backend for this peer")
             return _CompatContext(self, srtp_profiles)
-        return super()._create_ssl_context(srtp_profiles)
+        context = super()._create_ssl_context(srtp_profiles)
+        context.set_cipher_list(CIPHERS)
+        context.set_info_callback(_note_alert)
+        return context
 
     def _use_compat(self) -> bool:
-        if self._mode == "always":
-            return True
+        if self._mode != "auto":
+            return self._mode == "always"
         pc = self._pc()
         remote = pc.remoteDescription if pc is not None else None
         return remote is not None and needs_compat(remote.sdp)
+
+
+_HANDSHAKE_FAILED = "x DTLS handshake failed"
+_SSL_CB_ALERT, _SSL_CB_READ, _SSL_CB_WRITE = 0x4000, 0x04, 0x08
+_ALERTS = "dtls_alerts"  # attribute of the SSL.Connection: the alerts of its handshake
+
+
+def _note_alert(connection: SSL.Connection, where: int, value: int) -> None:
+    """pyOpenSSL info callback: remember alerts, which say why a peer gave up (OpenSSL's
+    error queue is empty when the *remote* aborts, e.g. GStreamer's "no shared cipher")."""
+    if not where & _SSL_CB_ALERT or not where & (_SSL_CB_READ | _SSL_CB_WRITE):
+        return
+    try:
+        name = ssl.AlertDescription(value & 0xFF).name.removeprefix("ALERT_DESCRIPTION_")
+    except ValueError:
+        name = str(value & 0xFF)
+    alert = f"{'received' if where & _SSL_CB_READ else 'sent'} alert {name.lower()}"
+    setattr(connection, _ALERTS, [*getattr(connection, _ALERTS, []), alert])
+
+
+def _report_failures(transport: rtcdtlstransport.RTCDtlsTransport) -> None:
+    """Log aiortc's own reason (error, fingerprint mismatch, no SRTP profile) when this
+    transport's handshake fails; aiortc only passes it to ``__log_debug``."""
+    log_debug = transport._RTCDtlsTransport__log_debug  # type: ignore[attr-defined]
+
+    def __log_debug(msg: str, *args: object) -> None:
+        log_debug(msg, *args)
+        if msg.startswith(_HANDSHAKE_FAILED):
+            reason = (msg % args)[len(_HANDSHAKE_FAILED):].strip(" ()").removesuffix(" []")
+            alerts = getattr(transport._ssl, _ALERTS, [])
+            if alerts:
+                reason = f"{reason}; {', '.join(alerts)}"
+            # "connection error": the ICE transport closed under the handshake (we hung up)
+            level = logging.INFO if reason == "connection error" else logging.WARNING
+            remote = [f"{c.ip}:{c.port}" for c in transport.transport.getRemoteCandidates()]
+            logger.log(level, "DTLS handshake failed as %s (remote candidates %s): %s",
+                       transport._role, ", ".join(remote[:4]) or "none", reason)
+
+    transport._RTCDtlsTransport__log_debug = __log_debug  # type: ignore[attr-defined]
 
 
 def needs_compat(remote_sdp: str) -> bool:
@@ -425,12 +497,24 @@ def check_aiortc_internals() -> None:
     if not isinstance(rtcdtlstransport.SSL, types.ModuleType):
         raise RuntimeError("aiortc.rtcdtlstransport.SSL is no longer a module global")
     start = inspect.getsource(rtcdtlstransport.RTCDtlsTransport.start)
-    if "SSL.Connection(" not in start or "._create_ssl_context(" not in start:
+    if "self._ssl = SSL.Connection(" not in start or "._create_ssl_context(" not in start:
         raise RuntimeError("RTCDtlsTransport.start no longer builds SSL.Connection(ctx)")
     if "self.__certificates = [" not in inspect.getsource(RTCPeerConnection.__init__):
         raise RuntimeError("RTCPeerConnection.__certificates is gone")
-    if "self.__certificates" not in inspect.getsource(RTCPeerConnection):
+    peer_source = inspect.getsource(RTCPeerConnection)
+    if "self.__certificates" not in peer_source:
         raise RuntimeError("RTCPeerConnection no longer passes __certificates to transports")
+    if peer_source.count("self.__createDtlsTransport()") < 2:
+        raise RuntimeError("RTCPeerConnection no longer uses __createDtlsTransport")
+    context = inspect.getsource(RTCCertificate._create_ssl_context)
+    if "ctx.set_cipher_list(" not in context or "return ctx" not in context:
+        raise RuntimeError("RTCCertificate._create_ssl_context no longer returns its SSL.Context")
+    transport = inspect.getsource(rtcdtlstransport.RTCDtlsTransport)
+    if (
+        not hasattr(rtcdtlstransport.RTCDtlsTransport, "_RTCDtlsTransport__log_debug")
+        or transport.count(f'self.__log_debug("{_HANDSHAKE_FAILED} (') < 4
+    ):
+        raise RuntimeError("RTCDtlsTransport no longer reports handshake failures to __log_debug")
 
 
 @functools.cache
@@ -448,36 +532,56 @@ def compat_available() -> bool:
             libssl.SSL_CTX_free(ctx)
 
 
+@functools.cache
+def _checked_internals() -> None:
+    """``check_aiortc_internals()`` once per process (a failure is raised every time)."""
+    check_aiortc_internals()
+
+
 def install() -> None:
     """Idempotent, behaviour-neutral for ordinary contexts (see ``_SSLDispatch``).
     Raises RuntimeError if the aiortc internals it relies on have changed."""
     if not isinstance(rtcdtlstransport.SSL, _SSLDispatch):
-        check_aiortc_internals()
+        _checked_internals()
         rtcdtlstransport.SSL = _SSLDispatch()
 
 
 def configure_peer_connection(pc: RTCPeerConnection, mode: Mode = "auto") -> bool:
-    """Enable the DTLS interop backend for ``pc``. Call before any description is set.
+    """Apply the DTLS interop to ``pc`` (see the module docstring). Call before any
+    description is set. Idempotent.
 
-    Returns False (and leaves ``pc`` untouched) when ``mode == "never"`` or the system
-    OpenSSL cannot provide the backend.
+    Returns whether the P-224 backend can serve this peer: False when ``mode == "never"``
+    or the system OpenSSL cannot provide it (the RSA cipher suites and the failure log
+    apply anyway). Raises RuntimeError if the aiortc internals it relies on have changed.
     """
-    if mode == "never":
-        return False
-    if not compat_available():
+    _checked_internals()
+    compat = mode != "never" and compat_available()
+    if compat:
+        install()
+    elif mode != "never":
         logger.warning(
             "DTLS compat backend unavailable (%s): FFmpeg WHIP publishers will fail the handshake",
             ssl.OPENSSL_VERSION,
         )
-        return False
-    install()
     certs = pc._RTCPeerConnection__certificates  # type: ignore[attr-defined]
-    if not isinstance(certs[0], CompatCertificate):
-        certs[0] = CompatCertificate(certs[0], pc, mode)
-    return True
+    if isinstance(certs[0], CompatCertificate):
+        return compat
+    certs[0] = CompatCertificate(certs[0], pc, mode if compat else "never")
+    create: Callable[[], rtcdtlstransport.RTCDtlsTransport] = (
+        pc._RTCPeerConnection__createDtlsTransport  # type: ignore[attr-defined]
+    )
+
+    def create_dtls_transport() -> rtcdtlstransport.RTCDtlsTransport:
+        transport = create()
+        _report_failures(transport)
+        return transport
+
+    pc._RTCPeerConnection__createDtlsTransport = create_dtls_transport  # type: ignore[attr-defined]
+    return compat
 
 
 __all__ = [
+    "CIPHERS",
     "CompatCertificate",
     "check_aiortc_internals",
     "compat_available",

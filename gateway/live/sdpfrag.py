@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from aiortc import sdp as aiortc_sdp
 
 from media import IceRestart
+from media.sdpfix import accept_bundle_only
 
 MEDIA_KINDS = ("audio", "video")
 
@@ -29,7 +30,8 @@ def summarize_offer(text: str) -> OfferSummary:
     if not text.strip().startswith("v=0"):
         raise SdpError("not an SDP document")
     try:
-        description = aiortc_sdp.SessionDescription.parse(text)
+        # a bundle-only section (port 0, RFC 8843) is bundled media, not a rejected one
+        description = aiortc_sdp.SessionDescription.parse(accept_bundle_only(text))
     except Exception as exc:
         raise SdpError(str(exc)) from exc
     sending: Counter[str] = Counter()
