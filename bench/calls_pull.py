@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.fanout import ClipTrack, encode_clip  # noqa: E402
 from media import hook  # noqa: E402
+from tests.rtc import local_peer_connection  # noqa: E402
 from tests.server import start_server  # noqa: E402
 
 APP_ID = "bench-app"
@@ -61,7 +62,7 @@ class Api:
 
 
 async def push(api: Api, clip: list[bytes]) -> tuple[RTCPeerConnection, str, dict[str, str]]:
-    pc = RTCPeerConnection()
+    pc = local_peer_connection()
     audio, video = AudioStreamTrack(), ClipTrack(clip)
     pc.addTransceiver(audio, direction="sendonly")
     transceiver = pc.addTransceiver(video, direction="sendonly")
@@ -82,7 +83,7 @@ async def push(api: Api, clip: list[bytes]) -> tuple[RTCPeerConnection, str, dic
 
 class Puller:
     def __init__(self) -> None:
-        self.pc = RTCPeerConnection()
+        self.pc = local_peer_connection()
         self.frames: dict[str, int] = {}
         self.first_video_at: float | None = None
 

@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from bench.runner import loopback_only  # noqa: E402
 from media import hook  # noqa: E402
 from media.keyframes import is_h264_keyframe  # noqa: E402
+from tests.rtc import local_peer_connection  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 FPS = 30
@@ -136,7 +137,7 @@ class Viewer:
     """
 
     def __init__(self, light: bool = False) -> None:
-        self.pc = RTCPeerConnection()
+        self.pc = local_peer_connection()
         prefer_h264(self.pc, "recvonly", None)
         self.light = light
         self.frames = 0
@@ -236,7 +237,7 @@ async def publish(port: int) -> None:
     loopback_only()
     clip = encode_clip()
     sig = Signalling(*await asyncio.open_connection("127.0.0.1", port))
-    publisher = RTCPeerConnection()
+    publisher = local_peer_connection()
     track = ClipTrack(clip)
     prefer_h264(publisher, "sendonly", track)
     await publisher.setLocalDescription(await publisher.createOffer())

@@ -30,6 +30,7 @@ from aiortc.contrib.media import MediaRelay
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from media import MediaConfig, MediaCore
+from tests.rtc import local_peer_connection
 
 
 def loopback_only() -> None:
@@ -82,7 +83,7 @@ class RelayGateway:
         pass
 
     async def publish(self, offer: str) -> dict[str, Any]:
-        pc = RTCPeerConnection()
+        pc = local_peer_connection()
         peer_id = uuid.uuid4().hex
         self.pcs[peer_id] = pc
 
@@ -95,7 +96,7 @@ class RelayGateway:
         return {"answer": pc.localDescription.sdp, "peer": peer_id, "tracks": list(self.tracks)}
 
     async def subscribe(self, offer: str, tracks: list[str]) -> dict[str, Any]:
-        pc = RTCPeerConnection()
+        pc = local_peer_connection()
         peer_id = uuid.uuid4().hex
         self.pcs[peer_id] = pc
         for track_id in tracks:

@@ -79,3 +79,16 @@ def test_ruff_is_clean() -> None:
     result = subprocess.run([sys.executable, "-m", "ruff", "check", str(PROJECT_ROOT)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_test_peers_never_use_a_public_stun_server() -> None:
+    """aiortc's peer without a configuration gathers through Google's STUN server; tests
+    stay on loopback (tests/rtc.py builds every aiortc test peer)."""
+    bare = "RTCPeerConnection" + "()"
+    offenders = [
+        str(path.relative_to(PROJECT_ROOT))
+        for folder in ("tests", "bench")
+        for path in (PROJECT_ROOT / folder).rglob("*.py")
+        if bare in path.read_text()
+    ]
+    assert not offenders, offenders

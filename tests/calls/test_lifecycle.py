@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCSessionDescription
 from quart import Quart
 
 from gateway.calls import service as calls_service
@@ -13,6 +13,7 @@ from gateway.calls.models import CallsSession
 from gateway.state import EXTENSION
 from tests.calls.helpers import CallsApi, CallsPeer, pull, push_camera, wait_for
 from tests.media.media_clients import NumberedVideoTrack
+from tests.rtc import local_peer_connection
 
 
 async def test_track_goes_inactive_without_media_and_session_closes(
@@ -202,7 +203,7 @@ async def test_session_created_without_offer_outlives_the_connect_timeout(
     service = state.services["calls"]
     later = await api.new_session()  # negotiates later: tracks/new, renegotiate
     idle = await api.new_session()  # never negotiates
-    client = RTCPeerConnection()
+    client = local_peer_connection()
     client.addTransceiver("audio", direction="sendonly")
     await client.setLocalDescription(await client.createOffer())
     offered = await api.new_session(client.localDescription.sdp)

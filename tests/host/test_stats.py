@@ -19,6 +19,7 @@ from quart import Quart
 from media import MediaCore
 from tests.host.conftest import TOKEN, Api, running_app
 from tests.media.media_clients import Subscriber, prefer
+from tests.rtc import local_peer_connection
 
 FPS = 15
 WIDTH, HEIGHT = 320, 240
@@ -50,7 +51,7 @@ class NoiseTrack(MediaStreamTrack):
 
 
 async def _publish(core: MediaCore, codec: str = "video/VP8") -> tuple[RTCPeerConnection, str]:
-    pc = RTCPeerConnection()
+    pc = local_peer_connection()
     prefer(pc.addTransceiver(NoiseTrack(), direction="sendonly"), codec)
     await pc.setLocalDescription(await pc.createOffer())
     peer = await core.create_peer()

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import av
 from aiortc import (
     MediaStreamTrack,
-    RTCPeerConnection,
     RTCRtpSender,
     RTCRtpTransceiver,
     RTCSessionDescription,
@@ -24,6 +23,7 @@ from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from media import Peer, hook
+from tests.rtc import local_peer_connection
 
 WIDTH, HEIGHT = 320, 240
 BITS = 16
@@ -132,7 +132,7 @@ class Publisher:
     """aiortc publisher (WHIP style) sending numbered video and Opus silence."""
 
     def __init__(self, video_codec: str = "video/VP8", audio: bool = True) -> None:
-        self.pc = RTCPeerConnection()
+        self.pc = local_peer_connection()
         self.video = NumberedVideoTrack()
         self.tracks: list[MediaStreamTrack] = [self.video]
         if audio:
@@ -170,7 +170,7 @@ class Subscriber:
     """aiortc viewer capturing encoded frames per kind."""
 
     def __init__(self, kinds: Iterable[str] = ("audio", "video")) -> None:
-        self.pc = RTCPeerConnection()
+        self.pc = local_peer_connection()
         self.captures: dict[str, Capture] = {}
         for kind in kinds:
             self.pc.addTransceiver(kind, direction="recvonly")

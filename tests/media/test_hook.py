@@ -11,12 +11,13 @@ from pathlib import Path
 import aiortc
 import aiortc.rtcrtpreceiver as rtcrtpreceiver
 import pytest
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs import H264Encoder, OpusEncoder, Vp8Encoder
 from aiortc.jitterbuffer import JitterFrame
 from media_clients import Publisher, wait_for
 
 from media import MediaCore, hook
+from tests.rtc import local_peer_connection
 
 pytestmark = pytest.mark.usefixtures("loopback_ice")
 
@@ -84,7 +85,7 @@ def test_sender_internals() -> None:
 
 
 async def test_private_attributes_on_live_objects() -> None:
-    pc = RTCPeerConnection()
+    pc = local_peer_connection()
     try:
         transceiver = pc.addTransceiver("video")
         receiver = transceiver.receiver
@@ -111,7 +112,7 @@ async def test_private_attributes_on_live_objects() -> None:
 
 
 async def test_sctp_stream_ids() -> None:
-    pc = RTCPeerConnection()
+    pc = local_peer_connection()
     try:
         assert hook.sctp_stream_ids(pc) == set()
         pc.createDataChannel("a", negotiated=True, id=3)
@@ -149,7 +150,7 @@ async def test_hooked_receiver_never_decodes_and_thread_exits(core: MediaCore) -
 async def test_receive_buffer_on_ice_sockets() -> None:
     import socket
 
-    pc = RTCPeerConnection()
+    pc = local_peer_connection()
     try:
         pc.addTransceiver("video", direction="recvonly")
         await pc.setLocalDescription(await pc.createOffer())  # gathers: sockets exist now

@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from aiortc import RTCPeerConnection
 
 from tests import contract
+from tests.rtc import local_peer_connection
 from tests.server import RunningServer, start_server
 
 SDP = {"Content-Type": "application/sdp"}
@@ -53,7 +53,7 @@ def usage(server: RunningServer) -> Usage:
 
 async def abandoned_offer() -> str:
     """A real publisher offer from a client that goes away right after sending it."""
-    pc = RTCPeerConnection()
+    pc = local_peer_connection()
     pc.addTransceiver("audio", direction="sendonly")
     pc.addTransceiver("video", direction="sendonly")
     await pc.setLocalDescription(await pc.createOffer())

@@ -21,10 +21,10 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from aiortc import RTCPeerConnection
 
 from tests.live.helpers import play, publish, request
 from tests.media.media_clients import Publisher, Subscriber
+from tests.rtc import local_peer_connection
 from tests.server import RunningServer, start_server
 
 SECONDS = float(os.environ.get("MEDIAGATE_SOAK_SECONDS", "120"))
@@ -76,7 +76,7 @@ async def control_load(client: httpx.AsyncClient, stop: asyncio.Event) -> None:
     while not stop.is_set():
         assert (await request(client, "GET", "/api/rooms")).status_code == 200
         assert (await client.get("/metrics")).status_code == 200
-        pc = RTCPeerConnection()
+        pc = local_peer_connection()
         pc.addTransceiver("audio", direction="sendonly")
         await pc.setLocalDescription(await pc.createOffer())
         created = await client.post(f"/v1/apps/{APP}/sessions/new", headers=auth, json={

@@ -11,11 +11,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack
 
 from tests import contract
 from tests.media.media_clients import NumberedVideoTrack, prefer
+from tests.rtc import local_peer_connection
 from tests.server import RunningServer, start_server
 
 ADMIN_KEY = "sk_live_golive_" + "c3" * 12
@@ -115,7 +116,7 @@ class WhipPublisher:
     """An aiortc client publishing video (H.264 unless told) and Opus audio to a WHIP URL."""
 
     def __init__(self, video_codec: str = "video/H264") -> None:
-        self.pc = RTCPeerConnection()
+        self.pc = local_peer_connection()
         self.video = NumberedVideoTrack()
         self.audio = AudioStreamTrack()
         self.pc.addTransceiver(self.audio, direction="sendonly")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack
 from quart import Quart
 
 from gateway.state import EXTENSION
 from tests.media.media_clients import NumberedVideoTrack, prefer
 from tests.pg import free_port
+from tests.rtc import local_peer_connection
 from tests.studio.conftest import StudioClient, make_key
 
 
@@ -26,7 +27,7 @@ async def _wait(predicate, within: float, what: str) -> None:  # type: ignore[no
 
 class Publisher:
     def __init__(self) -> None:
-        self.pc = RTCPeerConnection()
+        self.pc = local_peer_connection()
         self.pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
         prefer(self.pc.addTransceiver(NumberedVideoTrack(), direction="sendonly"), "video/H264")
 
