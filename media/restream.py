@@ -19,8 +19,11 @@ Shape of one broadcast (an "encoder stream"):
   own packets (video resumes at a keyframe) and never stalls the others or the event loop.
   An output that (re)connects starts with the cached packets since the last keyframe, so it
   need not wait for the next one.
-  A failed output reports `error` with the reason (stream keys masked) and reconnects with
-  exponential backoff.
+  A failed output reports `error` and reconnects with exponential backoff.
+* What a status reason says is generic: every connect, handshake or I/O failure of a
+  destination reads `DELIVERY_FAILED` and of a source `SOURCE_FAILED`, whether the port was
+  closed, silent or reset, so a client cannot use its destinations as a port scanner. The
+  detail (stream keys masked) goes to the server log.
 """
 
 from __future__ import annotations
@@ -80,10 +83,14 @@ URL to connect to (its host replaced by the checked address). Raises to refuse."
 
 REFUSED = "the address is not allowed"
 """All a status reason says about a refusal: the resolver's own text stays out of it."""
+DELIVERY_FAILED = "delivery failed"
+"""All a status reason says about a destination that failed (like gateway.egress's)."""
+SOURCE_FAILED = "the source cannot be read"
+"""All a status reason says about a source that failed."""
 
 
 class AddressRefused(Exception):
-    pass
+    """The resolver refused the address; `str()` is its reason, for the server log only."""
 
 
 def resolved(resolve: Resolver | None, url: str) -> str:
@@ -91,8 +98,18 @@ def resolved(resolve: Resolver | None, url: str) -> str:
         return url
     try:
         return resolve(url)
-    except Exception:
-        raise AddressRefused(REFUSED) from None
+    except Exception as exc:
+        raise AddressRefused(str(exc)) from None
+
+
+def public_reason(exc: BaseException, failed: str) -> str:
+    """What a client may see of `exc`: a refusal, or the generic `failed`."""
+    return REFUSED if isinstance(exc, AddressRefused) else failed
+
+
+def detail(exc: BaseException) -> str:
+    """`exc` for the server log."""
+    return f"{type(exc).__name__}: {exc}"
 
 
 @dataclass(frozen=True)
@@ -353,10 +370,9 @@ class _Output(threading.Thread):
             except Exception as exc:  # the server refused, went away or the write failed
                 if self._stopping.is_set():
                     break
-                reason = (REFUSED if isinstance(exc, AddressRefused)
-                          else self.plan.redact(f"{type(exc).__name__}: {exc}"))
-                log.warning("destination %s: %s (retrying in %.1fs)", self.plan.id, reason, delay)
-                self._set_status("error", reason)
+                log.warning("destination %s: %s (retrying in %.1fs)", self.plan.id,
+                            self.plan.redact(detail(exc)), delay)
+                self._set_status("error", public_reason(exc, DELIVERY_FAILED))
                 if time.monotonic() - started > 30:
                     delay = self.backoff[0]
                 self._stopping.wait(delay)
@@ -511,10 +527,8 @@ class Restreamer:
             return None
         if output.status[0] == "connecting" and self.source_error:
             return ("error", f"source: {self.source_error}")
-        if output.stalled:
-            if output.status[0] == "live":
-                return ("error", "the RTMP server stopped accepting data")
-            return ("error", "timed out connecting to the RTMP server")
+        if output.stalled:  # connecting too long, or the server stopped taking data
+            return ("error", DELIVERY_FAILED)
         return output.status
 
     def output_stats(self) -> dict[str, dict[str, Any]]:
@@ -658,8 +672,8 @@ class Restreamer:
         def run() -> None:
             try:
                 target()
-            except Exception as exc:
-                self.error = f"{type(exc).__name__}: {exc}"
+            except Exception:
+                self.error = SOURCE_FAILED
                 log.exception("encoder stream %s failed", self.plan.stream_id)
 
         return run
@@ -750,10 +764,9 @@ class Restreamer:
             try:
                 container = self._open_source()
             except Exception as exc:
-                self.error = (REFUSED if isinstance(exc, AddressRefused)
-                              else f"{type(exc).__name__}: {exc}")
+                self.error = public_reason(exc, SOURCE_FAILED)
                 log.warning("encoder stream %s: cannot open source: %s", self.plan.stream_id,
-                            self.error)
+                            detail(exc))
                 self._end_pipe()
                 self._stopping.wait(delay)
                 delay = min(delay * 2, self.plan.backoff_max)
