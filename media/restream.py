@@ -49,6 +49,7 @@ import av
 from av.video.frame import PictureType
 
 from .core import MediaCore
+from .tlsbridge import TlsBridge, bridged
 from .types import EncodedFrame, TrackInfo, UnknownTrack
 
 log = logging.getLogger("mediagate.media.restream")
@@ -379,14 +380,15 @@ class _Output(threading.Thread):
                 delay = min(delay * 2, self.backoff[1])
         self._set_status("offline")
 
-    def _preflight(self, rtmp_url: str) -> None:
+    def _preflight(self, rtmp_url: str, server_name: str | None) -> None:
         """Connect and complete an RTMP handshake in Python, with a timeout, first.
 
         PyAV opens output I/O and writes the header holding the GIL and without a timeout:
         a blackholed host or a server that accepts and never answers would freeze the whole
         gateway. Checked here (GIL released while waiting), PyAV then connects to a server
         known to answer. Writes (`mux`) release the GIL; a server that stops reading
-        blocks only this thread and shows as `stalled`.
+        blocks only this thread and shows as `stalled`. `server_name`: the name TLS sends
+        (SNI) when `rtmp_url` is pinned to an address.
         """
         parts = urlsplit(rtmp_url)
         if parts.hostname is None:
@@ -401,7 +403,8 @@ class _Output(threading.Thread):
                     context = ssl.create_default_context()
                     context.check_hostname = False
                     context.verify_mode = ssl.CERT_NONE
-                    sock = context.wrap_socket(raw, server_hostname=parts.hostname)
+                    sock = context.wrap_socket(raw,
+                                               server_hostname=server_name or parts.hostname)
                 sock.settimeout(timeout)
                 sock.sendall(b"\x03" + bytes(1536))  # C0 + C1
                 needed = 1 + 1536 + 1536  # S0 + S1 + S2
@@ -420,8 +423,14 @@ class _Output(threading.Thread):
             while True:
                 self._queue.get_nowait()
         rtmp_url = resolved(self.plan.resolve, self.plan.rtmp_url)  # checked, then pinned
-        self._preflight(rtmp_url)
-        container = av.open(self.plan.with_key(rtmp_url), "w", format="flv")
+        self._preflight(rtmp_url, urlsplit(self.plan.rtmp_url).hostname)
+        rtmp_url, bridge = bridged(self.plan.rtmp_url, rtmp_url, self.connect_timeout)
+        try:
+            container = av.open(self.plan.with_key(rtmp_url), "w", format="flv")
+        except Exception:
+            if bridge is not None:
+                bridge.close()
+            raise
         try:
             streams: dict[str, Any] = {}
             for kind in ("video", "audio"):
@@ -475,6 +484,8 @@ class _Output(threading.Thread):
             self._accepting = False
             with contextlib.suppress(Exception):
                 container.close()
+            if bridge is not None:
+                bridge.close()
 
 
 class Restreamer:
@@ -501,6 +512,7 @@ class Restreamer:
         self._first_live_sent = False
         self._fan_lock = threading.Lock()
         self._pipe: subprocess.Popen[bytes] | None = None
+        self._bridge: TlsBridge | None = None
         self.codec_actions: dict[str, str] = {}
         self._gop: list[Packet] = []
         self.started_at = time.monotonic()
@@ -610,7 +622,7 @@ class Restreamer:
             task.cancel()
         with contextlib.suppress(queue.Full):
             self._input.put_nowait(_STOP)
-        self._end_pipe()  # unblocks a pipe read
+        self._end_relay()  # unblocks a pipe read
         for output in self._outputs.values():
             output.stop()
 
@@ -767,7 +779,7 @@ class Restreamer:
                 self.error = public_reason(exc, SOURCE_FAILED)
                 log.warning("encoder stream %s: cannot open source: %s", self.plan.stream_id,
                             detail(exc))
-                self._end_pipe()
+                self._end_relay()
                 self._stopping.wait(delay)
                 delay = min(delay * 2, self.plan.backoff_max)
                 continue
@@ -778,7 +790,7 @@ class Restreamer:
                 log.warning("encoder stream %s: source read failed: %s", self.plan.stream_id, exc)
                 end_ms = None
             first = False
-            self._end_pipe()
+            self._end_relay()
             if end_ms is not None:
                 offset_ms = end_ms
             if not source.loop and source.mode == "file":
@@ -793,11 +805,12 @@ class Restreamer:
         (built with libsrt) and handed over as MPEG-TS on a pipe, still without transcoding.
         """
         source = self.plan.source
-        target = resolved(source.resolve, source.target) if source.mode == "pull" \
-            else source.target
+        target = source.target
+        if source.mode == "pull":
+            self._end_relay()
+            target, self._bridge = bridged(target, resolved(source.resolve, target), 10.0)
         if not target.startswith("srt://"):
             return av.open(target, timeout=(10.0, 10.0))
-        self._end_pipe()
         self._pipe = subprocess.Popen(
             [SYSTEM_FFMPEG, "-loglevel", "quiet", "-nostdin", "-i", target, "-map", "0:v:0?",
              "-map", "0:a:0?", "-c", "copy", "-f", "mpegts", "pipe:1"],
@@ -806,11 +819,16 @@ class Restreamer:
         assert self._pipe.stdout is not None
         return av.open(self._pipe.stdout, format="mpegts")
 
-    def _end_pipe(self) -> None:
+    def _end_relay(self) -> None:
+        """End the child that carried the last connection: the SRT receiver or the TLS
+        bridge."""
         pipe, self._pipe = self._pipe, None
         if pipe is not None and pipe.poll() is None:
             pipe.kill()
             pipe.wait(5)
+        bridge, self._bridge = self._bridge, None
+        if bridge is not None:
+            bridge.close()
 
     def _play_container(self, container: Any, offset_ms: int, realtime: bool,
                         first: bool) -> int | None:
