@@ -49,6 +49,7 @@ import av
 from av.video.frame import PictureType
 
 from .core import MediaCore
+from .detach import spawn
 from .tlsbridge import TlsBridge, bridged
 from .types import EncodedFrame, TrackInfo, UnknownTrack
 
@@ -584,7 +585,7 @@ class Restreamer:
         self.templates.expect(info.kind)
         if info.kind == "video":
             self._video_track = info.track_id
-        task = asyncio.get_running_loop().create_task(self._read_tap(info, tap))
+        task = spawn(self._read_tap(info, tap))
         self._readers.add(task)
         task.add_done_callback(self._readers.discard)
 
