@@ -54,6 +54,16 @@ class TokenBucketLimiter:
         self._max_keys = max_keys
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
+    def __contains__(self, key: str) -> bool:
+        return key in self._buckets
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def forget(self, key: str) -> None:
+        """Drop `key`'s bucket (its owner is gone); a later hit starts a full bucket."""
+        self._buckets.pop(key, None)
+
     async def hit(self, key: str, cost: float = 1.0) -> Decision:
         return self.hit_now(key, cost)
 

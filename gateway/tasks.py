@@ -1,4 +1,8 @@
-"""Fire-and-forget work that stays referenced until done and stops with its owner."""
+"""Fire-and-forget work that stays referenced until done and stops with its owner.
+
+Spawned work runs in an empty contextvars context (media/detach.py): spawned from a request
+handler, it would otherwise keep the request alive until it ends.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import contextlib
 import logging
 from collections.abc import Coroutine
 from typing import Any
+
+from media.detach import spawn
 
 log = logging.getLogger("mediagate.tasks")
 
@@ -19,7 +25,7 @@ class BackgroundTasks:
         return len(self._tasks)
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(work)
+        task = spawn(work)
         self._tasks.add(task)
         task.add_done_callback(self._done)
         return task

@@ -17,6 +17,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
 from . import ratecounter
+from .detach import spawn
 from .forward import FrameQueue, Tap
 from .memory import MemoryTrimmer
 from .peer import Peer, Subscription
@@ -133,9 +134,7 @@ class MediaCore:
         peer = Peer(self, peer_id, factory(rtc_config))
         self.peers[peer_id] = peer
         self._pending[peer_id] = _Pending(client, time.monotonic() + timeout)
-        self._watchdogs[peer_id] = asyncio.get_running_loop().create_task(
-            self._watchdog(peer, timeout)
-        )
+        self._watchdogs[peer_id] = spawn(self._watchdog(peer, timeout))
         return peer
 
     def get_peer(self, peer_id: str) -> Peer | None:
@@ -331,7 +330,7 @@ class MediaCore:
             except Exception:
                 logger.exception("media core task failed")
 
-        task = asyncio.get_running_loop().create_task(run())
+        task = spawn(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

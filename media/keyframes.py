@@ -7,6 +7,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from .detach import spawn
+
 logger = logging.getLogger(__name__)
 
 NAL_IDR = 5
@@ -64,7 +66,7 @@ class KeyframeRequester:
 
     def start(self) -> None:
         if self._periodic and self._periodic_task is None:
-            self._periodic_task = asyncio.get_running_loop().create_task(self._run_periodic())
+            self._periodic_task = spawn(self._run_periodic())
 
     def keyframe_received(self) -> None:
         self._last_keyframe = time.monotonic()
@@ -88,7 +90,7 @@ class KeyframeRequester:
 
     def _send_now(self) -> None:
         self._last_sent = time.monotonic()
-        task = asyncio.get_running_loop().create_task(self._send())
+        task = spawn(self._send())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -19,6 +19,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from .detach import spawn
+
 logger = logging.getLogger(__name__)
 
 
@@ -51,7 +53,7 @@ class MemoryTrimmer:
             return
         now = time.monotonic()
         wait = max(self._delay, self._last + self._min_interval - now)
-        self._task = asyncio.get_running_loop().create_task(self._run(wait))
+        self._task = spawn(self._run(wait))
 
     async def _run(self, wait: float) -> None:
         await asyncio.sleep(wait)

@@ -20,6 +20,7 @@ from aiortc.rtp import (
 )
 
 from . import hook, ice, sdpfix
+from .detach import detached
 from .forward import ForwardTrack, FrameQueue
 from .sdplimits import SdpLimits, check_sdp
 from .track import PublishedTrack
@@ -137,6 +138,7 @@ class Peer:
 
     # -- negotiation --------------------------------------------------------------------
 
+    @detached
     async def accept_offer(
         self,
         offer_sdp: str,
@@ -202,6 +204,7 @@ class Peer:
             self._register_published(to_publish)
             return sdpfix.reject_stopped_sections(offer_sdp, self.pc.localDescription.sdp)
 
+    @detached
     async def create_offer(self) -> str:
         """Create and apply a local offer (e.g. after adding/removing subscriptions)."""
         async with self._lock:
@@ -215,6 +218,7 @@ class Peer:
             self._install_hooks()
             return self.pc.localDescription.sdp
 
+    @detached
     async def accept_answer(
         self, answer_sdp: str, *, publish: Mapping[str, str] | None = None
     ) -> list[str]:
@@ -258,6 +262,7 @@ class Peer:
         self._register_published(mapping)
         return [tid for mid, tid in mapping.items() if mid in self.published]
 
+    @detached
     async def add_ice_candidate(self, candidate: str, sdp_mid: str | None = None) -> None:
         """Add a trickled remote candidate (``candidate:...`` or ``a=candidate:...`` line).
 

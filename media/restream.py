@@ -19,8 +19,11 @@ Shape of one broadcast (an "encoder stream"):
   own packets (video resumes at a keyframe) and never stalls the others or the event loop.
   An output that (re)connects starts with the cached packets since the last keyframe, so it
   need not wait for the next one.
-  A failed output reports `error` with the reason (stream keys masked) and reconnects with
-  exponential backoff.
+  A failed output reports `error` and reconnects with exponential backoff.
+* What a status reason says is generic: every connect, handshake or I/O failure of a
+  destination reads `DELIVERY_FAILED` and of a source `SOURCE_FAILED`, whether the port was
+  closed, silent or reset, so a client cannot use its destinations as a port scanner. The
+  detail (stream keys masked) goes to the server log.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ import av
 from av.video.frame import PictureType
 
 from .core import MediaCore
+from .detach import spawn
+from .tlsbridge import TlsBridge, bridged
 from .types import EncodedFrame, TrackInfo, UnknownTrack
 
 log = logging.getLogger("mediagate.media.restream")
@@ -80,10 +85,14 @@ URL to connect to (its host replaced by the checked address). Raises to refuse."
 
 REFUSED = "the address is not allowed"
 """All a status reason says about a refusal: the resolver's own text stays out of it."""
+DELIVERY_FAILED = "delivery failed"
+"""All a status reason says about a destination that failed (like gateway.egress's)."""
+SOURCE_FAILED = "the source cannot be read"
+"""All a status reason says about a source that failed."""
 
 
 class AddressRefused(Exception):
-    pass
+    """The resolver refused the address; `str()` is its reason, for the server log only."""
 
 
 def resolved(resolve: Resolver | None, url: str) -> str:
@@ -91,8 +100,18 @@ def resolved(resolve: Resolver | None, url: str) -> str:
         return url
     try:
         return resolve(url)
-    except Exception:
-        raise AddressRefused(REFUSED) from None
+    except Exception as exc:
+        raise AddressRefused(str(exc)) from None
+
+
+def public_reason(exc: BaseException, failed: str) -> str:
+    """What a client may see of `exc`: a refusal, or the generic `failed`."""
+    return REFUSED if isinstance(exc, AddressRefused) else failed
+
+
+def detail(exc: BaseException) -> str:
+    """`exc` for the server log."""
+    return f"{type(exc).__name__}: {exc}"
 
 
 @dataclass(frozen=True)
@@ -353,24 +372,24 @@ class _Output(threading.Thread):
             except Exception as exc:  # the server refused, went away or the write failed
                 if self._stopping.is_set():
                     break
-                reason = (REFUSED if isinstance(exc, AddressRefused)
-                          else self.plan.redact(f"{type(exc).__name__}: {exc}"))
-                log.warning("destination %s: %s (retrying in %.1fs)", self.plan.id, reason, delay)
-                self._set_status("error", reason)
+                log.warning("destination %s: %s (retrying in %.1fs)", self.plan.id,
+                            self.plan.redact(detail(exc)), delay)
+                self._set_status("error", public_reason(exc, DELIVERY_FAILED))
                 if time.monotonic() - started > 30:
                     delay = self.backoff[0]
                 self._stopping.wait(delay)
                 delay = min(delay * 2, self.backoff[1])
         self._set_status("offline")
 
-    def _preflight(self, rtmp_url: str) -> None:
+    def _preflight(self, rtmp_url: str, server_name: str | None) -> None:
         """Connect and complete an RTMP handshake in Python, with a timeout, first.
 
         PyAV opens output I/O and writes the header holding the GIL and without a timeout:
         a blackholed host or a server that accepts and never answers would freeze the whole
         gateway. Checked here (GIL released while waiting), PyAV then connects to a server
         known to answer. Writes (`mux`) release the GIL; a server that stops reading
-        blocks only this thread and shows as `stalled`.
+        blocks only this thread and shows as `stalled`. `server_name`: the name TLS sends
+        (SNI) when `rtmp_url` is pinned to an address.
         """
         parts = urlsplit(rtmp_url)
         if parts.hostname is None:
@@ -385,7 +404,8 @@ class _Output(threading.Thread):
                     context = ssl.create_default_context()
                     context.check_hostname = False
                     context.verify_mode = ssl.CERT_NONE
-                    sock = context.wrap_socket(raw, server_hostname=parts.hostname)
+                    sock = context.wrap_socket(raw,
+                                               server_hostname=server_name or parts.hostname)
                 sock.settimeout(timeout)
                 sock.sendall(b"\x03" + bytes(1536))  # C0 + C1
                 needed = 1 + 1536 + 1536  # S0 + S1 + S2
@@ -404,8 +424,14 @@ class _Output(threading.Thread):
             while True:
                 self._queue.get_nowait()
         rtmp_url = resolved(self.plan.resolve, self.plan.rtmp_url)  # checked, then pinned
-        self._preflight(rtmp_url)
-        container = av.open(self.plan.with_key(rtmp_url), "w", format="flv")
+        self._preflight(rtmp_url, urlsplit(self.plan.rtmp_url).hostname)
+        rtmp_url, bridge = bridged(self.plan.rtmp_url, rtmp_url, self.connect_timeout)
+        try:
+            container = av.open(self.plan.with_key(rtmp_url), "w", format="flv")
+        except Exception:
+            if bridge is not None:
+                bridge.close()
+            raise
         try:
             streams: dict[str, Any] = {}
             for kind in ("video", "audio"):
@@ -459,6 +485,8 @@ class _Output(threading.Thread):
             self._accepting = False
             with contextlib.suppress(Exception):
                 container.close()
+            if bridge is not None:
+                bridge.close()
 
 
 class Restreamer:
@@ -485,6 +513,7 @@ class Restreamer:
         self._first_live_sent = False
         self._fan_lock = threading.Lock()
         self._pipe: subprocess.Popen[bytes] | None = None
+        self._bridge: TlsBridge | None = None
         self.codec_actions: dict[str, str] = {}
         self._gop: list[Packet] = []
         self.started_at = time.monotonic()
@@ -511,10 +540,8 @@ class Restreamer:
             return None
         if output.status[0] == "connecting" and self.source_error:
             return ("error", f"source: {self.source_error}")
-        if output.stalled:
-            if output.status[0] == "live":
-                return ("error", "the RTMP server stopped accepting data")
-            return ("error", "timed out connecting to the RTMP server")
+        if output.stalled:  # connecting too long, or the server stopped taking data
+            return ("error", DELIVERY_FAILED)
         return output.status
 
     def output_stats(self) -> dict[str, dict[str, Any]]:
@@ -558,7 +585,7 @@ class Restreamer:
         self.templates.expect(info.kind)
         if info.kind == "video":
             self._video_track = info.track_id
-        task = asyncio.get_running_loop().create_task(self._read_tap(info, tap))
+        task = spawn(self._read_tap(info, tap))
         self._readers.add(task)
         task.add_done_callback(self._readers.discard)
 
@@ -596,7 +623,7 @@ class Restreamer:
             task.cancel()
         with contextlib.suppress(queue.Full):
             self._input.put_nowait(_STOP)
-        self._end_pipe()  # unblocks a pipe read
+        self._end_relay()  # unblocks a pipe read
         for output in self._outputs.values():
             output.stop()
 
@@ -658,8 +685,8 @@ class Restreamer:
         def run() -> None:
             try:
                 target()
-            except Exception as exc:
-                self.error = f"{type(exc).__name__}: {exc}"
+            except Exception:
+                self.error = SOURCE_FAILED
                 log.exception("encoder stream %s failed", self.plan.stream_id)
 
         return run
@@ -750,11 +777,10 @@ class Restreamer:
             try:
                 container = self._open_source()
             except Exception as exc:
-                self.error = (REFUSED if isinstance(exc, AddressRefused)
-                              else f"{type(exc).__name__}: {exc}")
+                self.error = public_reason(exc, SOURCE_FAILED)
                 log.warning("encoder stream %s: cannot open source: %s", self.plan.stream_id,
-                            self.error)
-                self._end_pipe()
+                            detail(exc))
+                self._end_relay()
                 self._stopping.wait(delay)
                 delay = min(delay * 2, self.plan.backoff_max)
                 continue
@@ -765,7 +791,7 @@ class Restreamer:
                 log.warning("encoder stream %s: source read failed: %s", self.plan.stream_id, exc)
                 end_ms = None
             first = False
-            self._end_pipe()
+            self._end_relay()
             if end_ms is not None:
                 offset_ms = end_ms
             if not source.loop and source.mode == "file":
@@ -780,11 +806,12 @@ class Restreamer:
         (built with libsrt) and handed over as MPEG-TS on a pipe, still without transcoding.
         """
         source = self.plan.source
-        target = resolved(source.resolve, source.target) if source.mode == "pull" \
-            else source.target
+        target = source.target
+        if source.mode == "pull":
+            self._end_relay()
+            target, self._bridge = bridged(target, resolved(source.resolve, target), 10.0)
         if not target.startswith("srt://"):
             return av.open(target, timeout=(10.0, 10.0))
-        self._end_pipe()
         self._pipe = subprocess.Popen(
             [SYSTEM_FFMPEG, "-loglevel", "quiet", "-nostdin", "-i", target, "-map", "0:v:0?",
              "-map", "0:a:0?", "-c", "copy", "-f", "mpegts", "pipe:1"],
@@ -793,11 +820,16 @@ class Restreamer:
         assert self._pipe.stdout is not None
         return av.open(self._pipe.stdout, format="mpegts")
 
-    def _end_pipe(self) -> None:
+    def _end_relay(self) -> None:
+        """End the child that carried the last connection: the SRT receiver or the TLS
+        bridge."""
         pipe, self._pipe = self._pipe, None
         if pipe is not None and pipe.poll() is None:
             pipe.kill()
             pipe.wait(5)
+        bridge, self._bridge = self._bridge, None
+        if bridge is not None:
+            bridge.close()
 
     def _play_container(self, container: Any, offset_ms: int, realtime: bool,
                         first: bool) -> int | None:

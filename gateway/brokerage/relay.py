@@ -25,6 +25,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote_plus, urlencode
 
+from media.detach import detached
+
 log = logging.getLogger("mediagate.brokerage.relay")
 
 BINARY = "srt-live-transmit"
@@ -118,6 +120,7 @@ class RelayManager:
     def get(self, session: str, stream: str) -> Relay | None:
         return self._relays.get((session, stream))
 
+    @detached  # the relay's process pipes and watcher outlive the request that starts it
     async def start(self, session: str, stream: str, *, bind_host: str, passphrase: str,
                     pbkeylen: int, latency_ms: int, on_flowing: Callback,
                     on_failed: Callback) -> Relay:

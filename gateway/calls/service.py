@@ -267,10 +267,13 @@ class CallsService:
         """Forget closed sessions once they have been reported closed for a while."""
         while True:
             await asyncio.sleep(PURGE_INTERVAL)
-            now = time.monotonic()
-            for session_id, session in list(self.sessions.items()):
-                if session.closed_at is not None and now - session.closed_at > CLOSED_SESSION_TTL:
-                    del self.sessions[session_id]
+            self.purge_closed(time.monotonic())
+
+    def purge_closed(self, now: float) -> None:
+        for session_id, session in list(self.sessions.items()):
+            if session.closed_at is not None and now - session.closed_at > CLOSED_SESSION_TTL:
+                del self.sessions[session_id]
+                self.limiter.forget(session_id)  # calls on the closed session made a new one
 
     def _on_media_event(self, event: MediaEvent) -> Any:
         if isinstance(event, PeerClosed):
@@ -289,6 +292,7 @@ class CallsService:
         if session.expiry is not None:
             session.expiry.cancel()
             session.expiry = None
+        self.limiter.forget(session.id)
         self._forget_media(session)
 
     def _forget_media(self, session: LiveSession) -> None:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from media import CoreStats, MediaCore
+from media.detach import spawn
 
 log = logging.getLogger("mediagate.host")
 
@@ -102,7 +103,7 @@ class LoopLag:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            self._task = spawn(self._run())
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -166,7 +167,7 @@ class StatsRecorder:
                 )
                 self._observe(self.media.stats())
                 self._lag.start()
-                self._task = asyncio.get_running_loop().create_task(self._run())
+                self._task = spawn(self._run())
             return self.status()
 
     def live(self) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ import contextlib
 import logging
 
 from media import MediaCore, MediaEvent, TrackEnded, TrackStarted, UnknownTrack
+from media.detach import spawn
 
 log = logging.getLogger("mediagate.host")
 
@@ -149,8 +150,7 @@ class FrameSizes:
         if isinstance(event, TrackStarted) and event.track.kind == "video":
             track_id = event.track.track_id
             if track_id not in self._tasks:
-                self._tasks[track_id] = asyncio.get_running_loop().create_task(
-                    self._probe(track_id, event.track.codec))
+                self._tasks[track_id] = spawn(self._probe(track_id, event.track.codec))
         elif isinstance(event, TrackEnded):
             self.sizes.pop(event.track.track_id, None)
             task = self._tasks.pop(event.track.track_id, None)

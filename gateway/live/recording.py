@@ -14,6 +14,7 @@ from pathlib import Path
 
 from gateway.live.uploader import S3Uploader
 from media import MediaCore, TrackInfo, UnknownTrack
+from media.detach import spawn
 from media.recorder import Recorder
 
 log = logging.getLogger("mediagate.live.recording")
@@ -32,7 +33,7 @@ class Recordings:
     def start(self, room: str, track: TrackInfo) -> None:
         if track.track_id in self._tasks:
             return
-        task = asyncio.get_running_loop().create_task(self._record(room, track))
+        task = spawn(self._record(room, track))
         self._tasks[track.track_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(track.track_id, None))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +26,7 @@ from gateway.studio.ids import new_id
 from gateway.studio.models_part2 import StudioWebhook, StudioWebhookDelivery
 from gateway.studio.outbox import WebhookOutbox
 from gateway.studio.sealbox import SealBox
-from gateway.studio.service import InvalidRequest, NotFound, Page
+from gateway.studio.service import InvalidRequest, KeyedLocks, NotFound, Page, check_quota
 
 EVENTS = ("stream.live", "stream.offline", "source.status_changed",
           "destination.status_changed", "chat.message")
@@ -67,6 +67,7 @@ class WebhookService:
     egress: EgressPolicy
     http: httpx.AsyncClient
     """The egress guard's client: it connects only to addresses the policy permits."""
+    _quota_lock: KeyedLocks = field(default_factory=KeyedLocks)
 
     def __post_init__(self) -> None:
         self.box = SealBox(self.secret, "studio-webhook-secret")
@@ -89,13 +90,6 @@ class WebhookService:
         if unknown or not events:
             raise InvalidRequest(f"events must be a non-empty list of: {', '.join(EVENTS)}")
         check_secret(secret)
-        cap = self.settings.studio_max_webhooks
-        async with self.db.session() as session:
-            count = (await session.execute(select(func.count()).select_from(StudioWebhook)
-                                           .where(StudioWebhook.owner == owner))).scalar_one()
-        if count >= cap:
-            raise InvalidRequest(f"at most {cap} webhooks per owner (STUDIO_MAX_WEBHOOKS); "
-                                 "delete one first")
         await check_url(self.egress, url)
         webhook_id = new_id("whk")
         webhook = StudioWebhook(
@@ -104,7 +98,11 @@ class WebhookService:
             secret_sealed=self.box.seal(webhook_id, secret), enabled=enabled,
             created_at=datetime.now(UTC), failures=0,
         )
-        async with self.db.session() as session:
+        async with self._quota_lock(owner), self.db.session() as session:
+            count = (await session.execute(select(func.count()).select_from(StudioWebhook)
+                                           .where(StudioWebhook.owner == owner))).scalar_one()
+            check_quota(count, self.settings.studio_max_webhooks, "webhooks per owner",
+                        "STUDIO_MAX_WEBHOOKS")
             session.add(webhook)
         return webhook
 

@@ -1,5 +1,5 @@
 """Issue 13: an API key could create webhooks without bound. STUDIO_MAX_WEBHOOKS caps them per
-owner, refused in Studio's error shape."""
+owner, refused like every other Studio quota: 409 `quota_exceeded` naming the setting."""
 
 from __future__ import annotations
 
@@ -32,9 +32,9 @@ async def test_webhooks_are_capped_per_owner(tmp_path: Path) -> None:
         made = [await create(alice) for _ in range(3)]
         assert [status for status, _ in made] == [201] * 3
         status, body = await create(alice)
-        assert status == 400
+        assert status == 409
         error = body["error"]
-        assert isinstance(error, dict) and error["code"] == "invalid_request"
+        assert isinstance(error, dict) and error["code"] == "quota_exceeded"
         assert "STUDIO_MAX_WEBHOOKS" in str(error["message"]) and "3" in str(error["message"])
         assert (await create(bob))[0] == 201  # per owner
         listed = (await client.call("GET", "/v1/webhooks", key=alice)).json()["data"]
