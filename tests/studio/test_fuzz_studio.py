@@ -1,12 +1,8 @@
-"""Schemathesis over specs/studio.openapi.yaml against the real server: no 5xx, all conformant.
-
-Besides the response checks every API runs, Studio's own resources (studios, sources,
-destinations, the media library's reservations, connections) are held to what their request
-schemas say: data the spec calls invalid is refused (`negative_data_rejection`), `Allow`
-lists only the path's methods, and deleted resources stay gone. `positive_data_acceptance`
-is not run: some refusals depend on state a schema cannot describe (a cursor's signature,
-where a URL's host resolves, whether a connection exists, a studio without an active
-source), and those are 400 by the upstream contract.
+"""Schemathesis over specs/studio.openapi.yaml against the real server, every check: no 5xx,
+all conformant, data the spec calls invalid is refused and data it calls valid is accepted
+(`tests/fuzz.py` `EXPECTED` lists the refusals no schema can express: a cursor's signature,
+where a URL's host resolves, whether a connection exists), `Allow` lists only the path's
+methods, and deleted resources stay gone.
 """
 
 from __future__ import annotations
