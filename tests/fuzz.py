@@ -15,8 +15,10 @@ the run's `schemathesis.toml`, after the test's own settings.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -123,10 +125,11 @@ def _config(api: str, workdir: Path) -> Path:
     return config
 
 
-def examples(default: int) -> int:
-    """The quick default, or the long run's `MEDIAGATE_FUZZ_EXAMPLES`."""
+def examples(default: int, long_factor: int = 1) -> int:
+    """The quick default, or the long run's `MEDIAGATE_FUZZ_EXAMPLES` (times `long_factor`
+    for an API with so few operations that it would get fewer than 1000 cases)."""
     value = os.environ.get(EXAMPLES_ENV, "").strip()
-    return int(value) if value else default
+    return int(value) * long_factor if value else default
 
 
 @dataclass
@@ -179,7 +182,8 @@ class FuzzRun:
 
 def run_schemathesis(api: str, base_url: str, *, workdir: Path, path_regex: str,
                      checks: str = ALL_CHECKS, exclude_checks: tuple[str, ...] = (),
-                     max_examples: int = 50, headers: dict[str, str] | None = None,
+                     max_examples: int = 50, long_factor: int = 1,
+                     headers: dict[str, str] | None = None,
                      extra: list[str] | None = None) -> FuzzRun:
     report_dir = workdir / "schemathesis-report"
     report_path = report_dir / REPORT_NAME
@@ -187,7 +191,7 @@ def run_schemathesis(api: str, base_url: str, *, workdir: Path, path_regex: str,
         sys.executable, "-m", "schemathesis.cli", "--config-file", str(_config(api, workdir)),
         "run", str(SPECS_DIR / SPEC_FILES[api]),
         "--url", base_url, "--include-path-regex", path_regex,
-        "--max-examples", str(examples(max_examples)), "--seed", "1", "--workers", "1",
+        "--max-examples", str(examples(max_examples, long_factor)), "--seed", "1", "--workers", "1",
         "--suppress-health-check", "all", "--request-timeout", "30", "--continue-on-failure",
         "--report", "json", "--report-dir", str(report_dir),
         "--report-json-path", str(report_path),
@@ -217,9 +221,19 @@ def assert_clean(run: FuzzRun) -> None:
     assert "No operations" not in output and run.cases > 0, output[-3000:]
 
 
-def print_totals(directory: Path) -> int:
+_ERROR_LOGGED = re.compile(r"^\S+ \S+ (?:ERROR|CRITICAL) |^Traceback|\[(?:ERROR|CRITICAL)\]",
+                           re.MULTILINE)
+
+
+def assert_quiet_log(log: str) -> None:
+    """The fuzzed server logged no error-level record and no traceback."""
+    found = _ERROR_LOGGED.search(log)
+    assert found is None, log[max(0, found.start() - 2000):found.start() + 3000]
+
+
+def print_totals(directory: Path, min_cases: int = 0) -> int:
     """Cases and failures per API over every run kept in a `MEDIAGATE_FUZZ_REPORT_DIR`;
-    returns the number of failures."""
+    returns the number of failures plus the number of APIs with fewer than `min_cases`."""
     cases: Counter[str] = Counter()
     failures: dict[str, Counter[str]] = {}
     where: dict[str, set[str]] = {}
@@ -235,9 +249,18 @@ def print_totals(directory: Path) -> int:
         print(f"{api:<10} {cases[api]:>7}  {found or 'none'}")
     for key in sorted(where):
         print(f"{key}: {'; '.join(sorted(where[key]))}")
+    apis = sorted(api for api, file in SPEC_FILES.items() if ".openapi." in file)
+    short = [api for api in apis if cases[api] < min_cases]
+    if short:
+        print(f"fewer than {min_cases} cases: {', '.join(short)}")
     print(f"whole outputs: {directory}/<api>-<n>.txt")
-    return sum(sum(counts.values()) for counts in failures.values())
+    return sum(sum(counts.values()) for counts in failures.values()) + len(short)
 
 
 if __name__ == "__main__":
-    sys.exit(1 if print_totals(Path(sys.argv[1])) else 0)
+    parser = argparse.ArgumentParser(description="Totals of the fuzz runs kept in DIRECTORY.")
+    parser.add_argument("directory", type=Path)
+    parser.add_argument("--min-cases", type=int, default=0,
+                        help="also fail when an API got fewer cases than this")
+    arguments = parser.parse_args()
+    sys.exit(1 if print_totals(arguments.directory, arguments.min_cases) else 0)
