@@ -4,13 +4,15 @@ Every run applies all of schemathesis' checks on every operation. `MEDIAGATE_FUZ
 replaces each test's (quick) number of examples per operation with N, for the long run
 (`scripts/fuzz`). With `MEDIAGATE_FUZZ_REPORT_DIR=dir` each run appends one JSON line (api,
 cases, failures by check and operation) to `dir/summary.jsonl` and keeps its whole output as
-`dir/<api>-<n>.txt`; `python -m tests.fuzz dir` prints the totals (and fails on any failure).
+`dir/<api>-<n>.txt`; `python -m tests.fuzz dir [--min-cases N]` prints the totals (and fails
+on any failure, or on an API with fewer than N cases).
 
 `EXPECTED` lists, per operation, the statuses a check must accept besides its defaults because
 the refusal depends on something no schema can express (a signature only the server makes, an
 SDP's meaning, where a host resolves, a resource's state) or on a transport schemathesis does
-not speak (a WebSocket upgrade). The spec documents each of them. The harness writes them into
-the run's `schemathesis.toml`, after the test's own settings.
+not speak (a WebSocket upgrade); the spec documents each (tests/test_fuzz.py checks that). The
+harness writes them, each with its reason as a comment, after the test's own
+`schemathesis.toml` into the file the run uses.
 """
 
 from __future__ import annotations
