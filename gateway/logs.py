@@ -21,12 +21,20 @@ REDACTED = "[redacted]"
 LOGGED_PATH_CHARS = 200
 
 
+def _escape(char: str) -> str:
+    return char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+
+
 def loggable_path(path: str, limit: int = LOGGED_PATH_CHARS) -> str:
     """A request path (or path and query) cut to `limit` characters for a log line: a
-    client choosing a megabyte-long name must not choose what fills the log."""
+    client choosing a megabyte-long name must not choose what fills the log. The path is
+    percent-decoded, so its control and other unprintable characters are escaped (`\\n`,
+    `\\x85`, `\\u2028`, ...): a client must not write log lines of its own either."""
+    cut = path if len(path) <= limit else path[:limit]
+    shown = cut if cut.isprintable() else "".join(_escape(char) for char in cut)
     if len(path) <= limit:
-        return path
-    return f"{path[:limit]}...[{len(path) - limit} more characters]"
+        return shown
+    return f"{shown}...[{len(path) - limit} more characters]"
 
 
 class Redactor:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fuzz import run_schemathesis
+from gateway.specs import SpecStore
+from tests.fuzz import EXPECTED, run_schemathesis
 from tests.server import RunningServer
 
 TARGETS = [
@@ -21,3 +22,15 @@ def test_fuzz_health(server: RunningServer, tmp_path, api: str, paths: str) -> N
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "No operations" not in output and "passed" in output.lower(), output
+
+
+@pytest.mark.parametrize("api", sorted(EXPECTED))
+def test_every_expected_status_names_an_operation_its_spec_documents(api: str) -> None:
+    """An entry of `tests/fuzz.py` `EXPECTED` that matches no operation would widen nothing
+    (or, misspelt, the wrong thing); the status it allows is one the spec lists for it."""
+    paths = SpecStore().get(api)["paths"]
+    for entry in EXPECTED[api]:
+        assert entry.method.lower() in paths.get(entry.path, {}), entry
+        responses = paths[entry.path][entry.method.lower()]["responses"]
+        for status in entry.statuses:
+            assert status in responses, (entry, status)

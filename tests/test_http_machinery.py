@@ -14,7 +14,7 @@ from gateway.bodylimit import body_limit
 from gateway.clientip import client_ip, parse_networks
 from gateway.cors import CorsPolicy
 from gateway.errors import ApiError
-from gateway.logs import REDACTED, RedactingFilter, Redactor
+from gateway.logs import REDACTED, RedactingFilter, Redactor, loggable_path
 from gateway.pagination import CursorCodec, PaginationError, parse_limit
 from gateway.ratelimit import TokenBucketLimiter, per_minute
 from gateway.settings import Settings
@@ -214,6 +214,26 @@ def test_server_log_has_no_secret(tmp_path: Path) -> None:
     assert '"logger": "mediagate.access"' in log
     for leaked in (secret, "leaky-token-value", "sk_live_abcdefabcdefabcdef"):
         assert leaked not in log
+
+
+def test_request_paths_cannot_write_log_lines(tmp_path: Path) -> None:
+    """The access log shows the percent-decoded path: its control characters are escaped
+    (the fuzz runs logged paths with raw newlines, each a line a client wrote)."""
+    import httpx
+
+    from tests.server import start_server
+
+    assert loggable_path("/a\nb\r\x85\u2028\x00c") == "/a\\nb\\r\\x85\\u2028\\x00c"
+    assert loggable_path("/\n" * 150).endswith("...[100 more characters]")
+    server = start_server(tmp_path / "data")
+    try:
+        httpx.get(server.base_url + "/v1/studios/x%0A2099-01-01 00:00:00 ERROR forged%0D%0A")
+    finally:
+        assert server.stop() == 0
+    lines = server.log().splitlines()
+    assert not any(line.startswith("2099-01-01") for line in lines)
+    assert any("/v1/studios/x\\n2099-01-01 00:00:00 ERROR forged\\r\\n 401" in line
+               for line in lines), lines[-5:]
 
 
 def test_secrets_compare_in_constant_time_and_never_raise() -> None:

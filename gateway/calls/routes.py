@@ -25,6 +25,7 @@ from gateway.errors import ApiError
 from gateway.jsonbody import InvalidJson, parse_json
 from gateway.media_setup import peer_admission
 from gateway.placement import forward_if_held_elsewhere
+from gateway.routing import use_other_than
 from gateway.settings import Settings
 from gateway.state import ensure_accepting_media, gateway_state
 
@@ -115,6 +116,7 @@ def _flag(name: str) -> bool:
 def create_blueprint(settings: Settings) -> Blueprint:
     blueprint = Blueprint("calls", __name__)
     install_cors(blueprint, CallsCors())
+    use_other_than(blueprint)
 
     @blueprint.post("/apps/<app_id>/sessions/new")
     async def new_session(app_id: str) -> tuple[Response, int]:
@@ -172,7 +174,8 @@ def create_blueprint(settings: Settings) -> Blueprint:
         body = await _body(DataChannelsRequest)
         return jsonify(await _call(service.new_datachannels(session, body)))
 
-    @blueprint.get("/apps/<app_id>/sessions/<session_id>")
+    # not `new`: OPTIONS /apps/{appId}/sessions/new must not advertise this GET
+    @blueprint.get("/apps/<app_id>/sessions/<other_than(new):session_id>")
     async def session_state(app_id: str, session_id: str) -> Response:
         if (held := await _held_elsewhere(session_id)) is not None:
             return held

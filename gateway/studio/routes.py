@@ -28,6 +28,7 @@ from gateway.studio.models import StudioDestination, StudioSource
 from gateway.studio.schemas import health_body
 from gateway.studio.service import (
     WEBRTC_TYPES,
+    Conflict,
     InvalidRequest,
     NotFound,
     Page,
@@ -68,6 +69,8 @@ def domain_errors(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R
             raise ApiError(400, str(exc), code="invalid_request") from None
         except QuotaExceeded as exc:
             raise ApiError(409, str(exc), code="quota_exceeded") from None
+        except Conflict as exc:
+            raise ApiError(409, str(exc), code="conflict") from None
 
     return wrapper
 

@@ -12,13 +12,13 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlencode
 
 from quart import Blueprint, Response, jsonify, request
-from werkzeug.routing import BaseConverter
 
 from gateway.bodylimit import body_limit
 from gateway.clientip import request_client_ip
 from gateway.errors import ApiError
 from gateway.pagination import PaginationError, parse_limit
 from gateway.ratelimit import enforce
+from gateway.routing import use_other_than
 from gateway.settings import Settings
 from gateway.state import gateway_state
 from gateway.studio import schemas, schemas_part2
@@ -265,17 +265,9 @@ LINKED_PAGE = """<!doctype html>
 """
 
 
-class ConnectionIdConverter(BaseConverter):
-    """A connection id: any segment but the static `providers`, so that
-    `OPTIONS /v1/connections/providers` does not advertise the id route's DELETE."""
-
-    regex = r"(?!providers$)[^/]+"
-
-
 def register_connections(blueprint: Blueprint) -> None:
-    blueprint.record_once(
-        lambda state: state.app.url_map.converters.setdefault("connection_id",
-                                                              ConnectionIdConverter))
+    # `providers` is a static sibling: OPTIONS on it must not advertise the id route's DELETE
+    use_other_than(blueprint)
 
     @blueprint.get("/v1/connections")
     @require("connections:read")
@@ -294,7 +286,7 @@ def register_connections(blueprint: Blueprint) -> None:
                                                 body.displayName, body.rtmpUrl, body.streamKey)
         return jsonify(schemas_part2.connection_body(row)), 201
 
-    @blueprint.delete("/v1/connections/<connection_id:connection_id>")
+    @blueprint.delete("/v1/connections/<other_than(providers):connection_id>")
     @require("connections:write", write=True)
     @domain_errors
     async def delete_connection(connection_id: str) -> Response:

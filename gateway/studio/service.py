@@ -50,6 +50,11 @@ class InvalidRequest(Exception):
     pass
 
 
+class Conflict(Exception):
+    """The request is well-formed but the resource's state does not allow it (e.g. going
+    live with no active source)."""
+
+
 class QuotaExceeded(Exception):
     """The owner (or studio) already has as many of something as the operator allows."""
 
@@ -321,7 +326,7 @@ class StudioService:
             await self._stop_broadcast(studio_id, local_only=True)
             try:
                 await self._start_broadcast(studio_id)
-            except InvalidRequest as exc:
+            except (Conflict, InvalidRequest) as exc:
                 log.info("studio %s: offline after a source change: %s", studio_id, exc)
                 await self._stop_broadcast(studio_id)
 
@@ -558,7 +563,7 @@ class StudioService:
                 ).order_by(StudioDestination.id)
             )).scalars())
         if studio is None or source is None:
-            raise InvalidRequest("the studio has no active source")
+            raise Conflict("the studio has no active source")
         source_plan = await self._source_plan(studio.owner, source)
         outputs = []
         for destination in destinations:
@@ -573,7 +578,7 @@ class StudioService:
                 continue
             outputs.append(OutputPlan(destination.id, url, key, self._pin_rtmp))
         if not outputs:
-            raise InvalidRequest("the studio has no enabled destination with an rtmpUrl")
+            raise Conflict("the studio has no enabled destination with an rtmpUrl")
         plan = RestreamPlan(
             studio_id=studio_id,
             stream_id=new_id("enc"),
@@ -609,12 +614,12 @@ class StudioService:
             try:
                 path = await self.media_source_file(owner, source.url or "")
             except InvalidRequest as exc:
-                raise InvalidRequest(f"the active media source cannot play: {exc}") from None
+                raise Conflict(f"the active media source cannot play: {exc}") from None
             return SourcePlan(source.id, "file", str(path), loop=True)
         if source.type in PULL_SCHEMES and source.url:
             return SourcePlan(source.id, "pull", source.url,
                               resolve=pinning(self.policy, PULL_SCHEMES[source.type]))
-        raise InvalidRequest(f"cannot go live from a {source.type} source")
+        raise Conflict(f"cannot go live from a {source.type} source")
 
     async def _first_live(self, studio_id: str, stream_id: str) -> None:
         async with self.db.session() as session:
@@ -681,7 +686,7 @@ class StudioService:
                     log.info("studio %s: active source started publishing, going live", studio_id)
                     try:
                         await self._start_broadcast(studio_id)
-                    except InvalidRequest as exc:
+                    except (Conflict, InvalidRequest) as exc:
                         log.warning("studio %s: autoGoLive failed: %s", studio_id, exc)
             elif running is not None and studio.auto_go_offline_on_drop:
                 log.info("studio %s: active source dropped, going offline", studio_id)

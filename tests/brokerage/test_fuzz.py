@@ -5,21 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.brokerage.helpers import Api
-from tests.fuzz import run_schemathesis
+from tests.fuzz import assert_quiet_log, run_schemathesis
 from tests.server import RunningServer
 
 PATHS = r"^/(api/(session|ws|health).*|s/.*|)$"
 
 
-def _assert_clean(result: object) -> None:
+def _assert_clean(result: object, server: RunningServer) -> None:
     output = result.stdout + result.stderr  # type: ignore[attr-defined]
     assert result.returncode == 0, output  # type: ignore[attr-defined]
     assert "No operations" not in output and "passed" in output.lower(), output
+    assert_quiet_log(server.log())
 
 
 def test_fuzz_punch_api(punch_server: RunningServer, tmp_path: Path) -> None:
     _assert_clean(run_schemathesis("brokerage", punch_server.base_url, path_regex=PATHS,
-                                   max_examples=40, workdir=tmp_path))
+                                   max_examples=40, workdir=tmp_path), punch_server)
 
 
 def test_fuzz_punch_api_with_a_real_session(api: Api, punch_server: RunningServer,
@@ -32,6 +33,6 @@ def test_fuzz_punch_api_with_a_real_session(api: Api, punch_server: RunningServe
         max_examples=30, workdir=tmp_path,
         headers={"Authorization": f"Bearer {created['token']}"},
     )
-    _assert_clean(result)
+    _assert_clean(result, punch_server)
     output = result.stdout + result.stderr
     assert "Authentication failed" not in output, output

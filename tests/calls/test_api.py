@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
+import pytest
 from aiortc import RTCSessionDescription
 
+from gateway.specs import SpecStore
 from tests.calls.helpers import APP_SECRET, CallsApi, CallsPeer, publish_whip, pull, wait_for
 from tests.media.media_clients import NumberedVideoTrack, Publisher, decode_numbers
 
@@ -43,6 +46,23 @@ async def test_cors_preflight_and_vary(api: CallsApi) -> None:
     assert "origin" in reply.headers["vary"].lower()
     denied = await api.call("POST", "/sessions/new", secret="bad", headers={"Origin": origin})
     assert denied.status == 401 and "origin" in denied.headers["vary"].lower()
+
+
+CALLS_PATHS = SpecStore().get("calls")["paths"]
+
+
+@pytest.mark.parametrize("path", sorted(CALLS_PATHS))
+@pytest.mark.parametrize("prefix", ["/v1", ""])
+async def test_options_advertises_exactly_the_paths_methods(api: CallsApi, path: str,
+                                                            prefix: str) -> None:
+    """`GET .../sessions/{sessionId}` must not match `sessions/new` (it did: OPTIONS on
+    `sessions/new` advertised GET, found by schemathesis' allow_header_conformance)."""
+    concrete = prefix + re.sub(r"\{(\w+)\}", lambda m: {"appId": api.app_id}.get(
+        m.group(1), "0123456789abcdef0123456789abcdef"), path)
+    response = await api.client.options(concrete)
+    allowed = {m.strip().lower() for m in response.headers.get("Allow", "").split(",")}
+    documented = set(CALLS_PATHS[path]) & {"get", "put", "post", "patch", "delete"}
+    assert allowed - {"head", "options", ""} == documented, (concrete, allowed)
 
 
 async def test_new_session_with_offer_answers(api: CallsApi) -> None:

@@ -195,7 +195,7 @@ async def test_media_is_resolved_again_at_go_live(app: Quart, studio: StudioClie
         async with db.session() as session:
             await session.execute(change.where(StudioMediaAsset.id == asset["assetId"]))
         reply = await studio.call("POST", f"/v1/studios/{sid}/go-live", key=alice)
-        assert reply.status == 400, reply.body
+        assert reply.status == 409, reply.body  # the studio's state: `conflict`
         assert "media" in reply.json()["error"]["message"]
         status = (await studio.call("GET", f"/v1/studios/{sid}/stream-status", key=alice)).json()
         assert status["live"] is False

@@ -189,12 +189,15 @@ async def test_go_live_needs_a_source_and_a_destination(studio: StudioClient,
                                                         admin_key: str) -> None:
     sid = (await studio.call("POST", "/v1/studios", key=admin_key,
                              json_body={"name": "s"})).json()["id"]
+    # a state conflict, not a malformed request: 409 `conflict` (it was 400, which the
+    # fuzzer's positive_data_acceptance flags for a request the spec calls valid)
     reply = await studio.call("POST", f"/v1/studios/{sid}/go-live", key=admin_key)
-    assert reply.status == 400 and "source" in reply.json()["error"]["message"]
+    assert reply.status == 409 and "source" in reply.json()["error"]["message"]
+    assert reply.json()["error"]["code"] == "conflict"
     await studio.call("POST", f"/v1/studios/{sid}/sources", key=admin_key,
                       json_body={"name": "cam", "type": "webrtc-input"})
     reply = await studio.call("POST", f"/v1/studios/{sid}/go-live", key=admin_key)
-    assert reply.status == 400 and "destination" in reply.json()["error"]["message"]
+    assert reply.status == 409 and "destination" in reply.json()["error"]["message"]
     status = await studio.call("GET", f"/v1/studios/{sid}/stream-status", key=admin_key)
     assert status.json() == {"live": False}
     assert (await studio.call("POST", f"/v1/studios/{sid}/go-offline",
