@@ -6,9 +6,8 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
-
 from gateway.db import Database
+from gateway.egress import EgressPolicy
 from gateway.keys import load_or_create_secret
 from gateway.migrate import upgrade
 from gateway.settings import Settings
@@ -70,10 +69,12 @@ async def test_media_library_storage(database_url: str, tmp_path: Path) -> None:
 async def test_chat_and_webhook_storage(database_url: str, tmp_path: Path) -> None:
     await asyncio.to_thread(upgrade, database_url)
     db = Database(database_url)
-    settings = Settings.from_env({"MEDIAGATE_DATA_DIR": str(tmp_path)})
+    settings = Settings.from_env({"MEDIAGATE_DATA_DIR": str(tmp_path),
+                                  "MEDIAGATE_EGRESS_ALLOW": "127.0.0.0/8"})
     secret = load_or_create_secret(tmp_path, None)
-    http = httpx.AsyncClient()
-    webhooks = WebhookService(settings, db, secret, http)
+    egress = EgressPolicy.from_cidrs(settings.egress_allow)
+    http = egress.http_client()
+    webhooks = WebhookService(settings, db, secret, egress, http)
     chat = ChatService(settings, db, secret, webhooks, default_adapters(http))
     studios = StudioService(settings, db, secret, MediaCore())
     try:
