@@ -19,10 +19,12 @@ keys and cursors, unique names for creates, every status counted) at each connec
 Reported per (database, connections, operation): requests/s, latency p50/p90/p99/max (wrk;
 requests past 10 s count as timeouts), errors (non-2xx, socket errors, timeouts), CPU per
 request of the gateway process tree and of PostgreSQL (psutil, over wrk's run), wrk's own CPU
-in cores (the load generator is not the limit while far below 1), and the CPU the machine's
-other processes used meanwhile (`other_cores`). During `mixed`, a probe on its own connection
-times `GET /healthz` every 20 ms (health under mixed load). `/healthz` at 32 connections also
-runs before and after everything (`noise`): the ratio shows how steady the machine was.
+in cores (the load generator is not the limit while far below 1), the CPU the machine's other
+processes used meanwhile (`other_cores`), and how long a fixed piece of Python work took just
+before (`reference_ms`: the CPU speed a process gets now, host contention included). During
+`mixed`, a probe on its own connection times `GET /healthz` every 20 ms (health under mixed
+load). `/healthz` at 32 connections also runs before and after everything (`noise`): the
+ratio shows how steady the machine was.
 
 Runs go operation by operation (1, 32, 256 connections back to back) with the Calls operations
 and `mixed` last: a peerless Calls session is closed by one UPDATE 300 s after its creation,
@@ -319,6 +321,18 @@ def tree_cpu(pid: int | None) -> float:
     return total
 
 
+def reference_ms() -> float:
+    """Milliseconds a fixed piece of pure-Python work takes here now (best of 3): the CPU
+    a process gets on this shared machine, including contention this VM cannot see (its
+    CPU-time accounting does not show steal time, so contention inflates CPU per request)."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        sum(i * i for i in range(200_000))
+        best = min(best, time.perf_counter() - started)
+    return round(1000 * best, 2)
+
+
 def busy_cpu() -> float:
     t = psutil.cpu_times()
     return sum(t) - t.idle - getattr(t, "iowait", 0.0)
@@ -396,6 +410,7 @@ def run_wrk(target: Target, name: str, connections: int, duration: float,
     probe = HealthProbe(world.base_url) if name == MIXED else None
     if profile is not None:
         profile.start()
+    reference = reference_ms()
     me = psutil.Process()
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     gateway_before = tree_cpu(target.server.process.pid)
@@ -450,6 +465,7 @@ def run_wrk(target: Target, name: str, connections: int, duration: float,
         "wrk_cores": round(wrk_cpu / wall, 3),
         "other_cores": round(max(0.0, busy - gateway_cpu - db_cpu - wrk_cpu - me_cpu) / wall, 2),
         "loadavg_1m": round(os.getloadavg()[0], 2),
+        "reference_ms": reference,
     }
     if target.postgres is not None:
         row["db_cpu_ms_per_req"] = round(1000 * db_cpu / max(requests, 1), 3)
@@ -522,7 +538,7 @@ def stop_target(target: Target) -> None:
 
 def table(rows: list[dict[str, Any]]) -> str:
     head = (f"{'db':<10} {'conn':>4} {'op':<14} {'req/s':>8} {'p50':>8} {'p99':>8} {'max':>8} "
-            f"{'err':>6} {'gw ms/req':>9} {'wrk':>5} {'other':>5}")
+            f"{'err':>6} {'gw ms/req':>9} {'wrk':>5} {'other':>5} {'ref ms':>6}")
     lines = [head]
     for r in rows:
         lat = r["latency_ms"]
@@ -531,6 +547,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{r['database']:<10} {r['connections']:>4} {r['op']:<14} {r['rps']:>8.0f} "
             f"{lat['p50']:>8.1f} {lat['p99']:>8.1f} {lat['max']:>8.0f} {errs:>6} "
             f"{r['gateway_cpu_ms_per_req']:>9.2f} {r['wrk_cores']:>5.2f} {r['other_cores']:>5.2f}"
+            f" {r.get('reference_ms', 0):>6.1f}"
         )
     return "\n".join(lines)
 
@@ -655,9 +672,11 @@ def main() -> None:
             before, last = first[target.database], run_wrk(target, "healthz", 32, args.duration)
             noise[target.database] = {
                 "healthz_32_first": {"rps": before["rps"], **before["latency_ms"],
-                                     "other_cores": before["other_cores"]},
+                                     "other_cores": before["other_cores"],
+                                     "reference_ms": before["reference_ms"]},
                 "healthz_32_last": {"rps": last["rps"], **last["latency_ms"],
-                                    "other_cores": last["other_cores"]},
+                                    "other_cores": last["other_cores"],
+                                    "reference_ms": last["reference_ms"]},
                 "rps_ratio_last_to_first": round(last["rps"] / before["rps"], 3),
             }
 
