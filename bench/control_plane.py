@@ -32,7 +32,7 @@ and that write burst must not land in other operations' runs.
 
 `--profile N` instead profiles the gateway under N connections while each selected operation
 runs (bench/control_plane_profile.py): py-spy samples (bench/results/profiles/
-<db>-<op>.speedscope.json, summarized by bench/pyspy_summary.py), CPU per thread, and counts
+<db>-<op>.speedscope.json.gz, summarized by bench/pyspy_summary.py), CPU per thread, and counts
 per request of SQL statements, transactions, pool checkouts, aiosqlite hand-offs, ORM loads,
 log records and GC passes (bench/instrument/sitecustomize.py, loaded into the server). It
 writes bench/results/profiles/control_plane-<label>-profile.json. `--server-env
@@ -557,6 +557,7 @@ def plot(rows: list[dict[str, Any]], path: Path, label: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     ops = [o for o in ORDER if any(r["op"] == o for r in rows)]
     conns = sorted({r["connections"] for r in rows})
@@ -586,6 +587,7 @@ def plot(rows: list[dict[str, Any]], path: Path, label: str) -> None:
             ax.set_yticks([-i for i in range(len(ops))], ops)
             if metric == "p99":
                 ax.set_xscale("log")
+                ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_title(f"{title}, {conn} connection{'s' if conn > 1 else ''}")
             ax.grid(axis="x", alpha=0.3)
     axes[0][0].legend(loc="lower right")
@@ -611,6 +613,8 @@ def main() -> None:
     parser.add_argument("--owners", type=int, default=8, help="Studio owners (API keys)")
     parser.add_argument("--profile", type=int, metavar="N",
                         help="record py-spy profiles at N connections instead of a benchmark")
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="directory for the JSON and the plot (default bench/results)")
     parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra server environment, e.g. MEDIAGATE_LOG_LEVEL=WARNING or "
                              "CONTROL_PLANE_WHATIF=uvloop (bench/instrument/sitecustomize.py)")
@@ -626,7 +630,7 @@ def main() -> None:
         if PY_SPY is None:
             parser.error("--profile needs py-spy (pip install -e '.[bench]')")
     server_env = dict(item.split("=", 1) for item in args.server_env)
-    profiles = RESULTS / "profiles"
+    profiles = args.results / "profiles"
     profiles.mkdir(parents=True, exist_ok=True)
 
     rows: list[dict[str, Any]] = []
@@ -699,8 +703,9 @@ def main() -> None:
         result["background_counts_per_s"] = background
         out_json = profiles / f"control_plane-{args.label}-profile.json"
     else:
-        out_json = RESULTS / f"control_plane-{args.label}.json"
-        plot(rows, RESULTS / f"control_plane-{args.label}.png", args.label)
+        args.results.mkdir(parents=True, exist_ok=True)
+        out_json = args.results / f"control_plane-{args.label}.json"
+        plot(rows, args.results / f"control_plane-{args.label}.png", args.label)
     out_json.write_text(json.dumps(result, indent=1) + "\n")
     print(table(rows), file=sys.stderr)
     print(json.dumps(result, indent=1))

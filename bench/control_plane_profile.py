@@ -8,6 +8,7 @@ aiosqlite hand-offs, ORM loads and log records. Each is reported per request.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -114,4 +115,12 @@ class RunProfile:
             },
             "gc_longest_pause_ms": round(longest_gc, 2),
             "samples": summarize(self.out),
+            "speedscope": self._compress(),
         }
+
+    def _compress(self) -> str:
+        """Kept gzipped (gunzip, then open in https://www.speedscope.app)."""
+        packed = self.out.with_name(self.out.name + ".gz")
+        packed.write_bytes(gzip.compress(self.out.read_bytes(), 9))
+        self.out.unlink()
+        return packed.name

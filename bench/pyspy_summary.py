@@ -1,7 +1,7 @@
 """Where a py-spy profile's samples go: by layer (the innermost Python frame's package) and
-by cost (any frame of the stack matches), as percentages of all on-CPU samples.
+by cost (any frame of the stack matches), as percentages of the samples of each thread group.
 
-    .venv/bin/python bench/pyspy_summary.py bench/results/profiles/sqlite-studio_get.speedscope.json
+    .venv/bin/python bench/pyspy_summary.py bench/results/profiles/*.speedscope.json.gz
 
 Reads py-spy's speedscope output (`record --format speedscope --full-filenames`): one profile
 per thread, each sample a stack of frame indices, root first, weighted in seconds. py-spy
@@ -12,6 +12,7 @@ CPU time; the CPU per thread comes from psutil (bench/control_plane_profile.py).
 
 from __future__ import annotations
 
+import gzip
 import json
 import sys
 from collections import Counter
@@ -103,7 +104,8 @@ def summarize(path: Path, top: int = 20) -> dict[str, Any]:
     """Per thread group (main = the event loop; aiosqlite workers; other threads): its share
     of samples, and within it the layers, costs and top functions (innermost frame), as
     percentages of that group's samples."""
-    data = json.loads(path.read_text())
+    raw = path.read_bytes()
+    data = json.loads(gzip.decompress(raw) if path.suffix == ".gz" else raw)
     frames = data["shared"]["frames"]
     keys = [_frame_key(f) for f in frames]
     files = [str(f.get("file", "")) for f in frames]
