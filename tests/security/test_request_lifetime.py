@@ -16,13 +16,13 @@ import types
 from pathlib import Path
 
 import pytest
-from aiortc import RTCPeerConnection
 from quart import Quart
 from quart.wrappers import Request
 
 from gateway.settings import Settings
 from gateway.state import EXTENSION
 from tests.calls.helpers import APP_ID, APP_SECRET, CallsApi
+from tests.rtc import local_peer_connection
 
 OFFERS = 6  # 18 pending peers: within the per-client cap of 20
 SDP = {"Content-Type": "application/sdp"}
@@ -39,7 +39,7 @@ def settings(tmp_path: Path) -> Settings:
 
 async def offer(direction: str) -> str:
     """A real offer from a client that goes away right after sending it."""
-    pc = RTCPeerConnection()
+    pc = local_peer_connection()
     pc.addTransceiver("audio", direction=direction)  # type: ignore[arg-type]
     pc.addTransceiver("video", direction=direction)  # type: ignore[arg-type]
     await pc.setLocalDescription(await pc.createOffer())

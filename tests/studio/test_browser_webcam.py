@@ -23,7 +23,7 @@ async ({whipUrl, token}) => {
   const stream = await navigator.mediaDevices.getUserMedia(
       {video: {width: 640, height: 360}, audio: true});
   document.getElementById("preview").srcObject = stream;
-  const pc = new local_peer_connection();
+  const pc = new RTCPeerConnection();
   for (const track of stream.getTracks()) pc.addTransceiver(track, {direction: "sendonly"});
   await pc.setLocalDescription(await pc.createOffer());
   await new Promise((resolve) => {
